@@ -1,0 +1,187 @@
+//! `cron install|uninstall|show`: two lines in the invoking user's crontab
+//! (`*/5` and `@reboot`) that run this binary's healthcheck for this
+//! workspace. Every other line of the crontab is kept byte for byte.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::cli::CronAction;
+use crate::cmdline::quote;
+use crate::error::{Error, Result};
+use crate::workspace::Workspace;
+
+/// Environment worth carrying into cron's bare environment.
+const CARRIED_ENV: &[&str] = &[
+    "PATH",
+    crate::workspace::ALERT_DIR_ENV,
+    crate::alert::COMMAND_ENV,
+    crate::alert::COOLDOWN_ENV,
+];
+
+fn marker(ws: &Workspace) -> String {
+    format!("# process-guardian healthcheck {}", ws.root().display())
+}
+
+/// `%` ends a cron command line unless escaped.
+fn cron_escape(s: &str) -> String {
+    s.replace('%', "\\%")
+}
+
+fn our_lines(ws: &Workspace, every_minute: bool) -> Result<Vec<String>> {
+    let exe = std::env::current_exe().map_err(|e| Error::io("find", "/proc/self/exe", e))?;
+    let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
+    let log = ws.logs_dir().join("healthcheck.log");
+    let mut env = String::new();
+    for var in CARRIED_ENV {
+        if let Ok(v) = std::env::var(var)
+            && !v.is_empty()
+        {
+            env.push_str(&format!("{var}={} ", quote(&v)));
+        }
+    }
+    let cmd = cron_escape(&format!(
+        "{env}{} --workspace {} healthcheck >> {} 2>&1",
+        quote(&exe.display().to_string()),
+        quote(&ws.root().display().to_string()),
+        quote(&log.display().to_string())
+    ));
+    let schedule = if every_minute {
+        "* * * * *"
+    } else {
+        "*/5 * * * *"
+    };
+    let m = marker(ws);
+    Ok(vec![
+        format!("{schedule} {cmd} {m}"),
+        format!("@reboot {cmd} {m}"),
+    ])
+}
+
+fn read_crontab() -> Result<String> {
+    let out = Command::new("crontab")
+        .arg("-l")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            Error::Failed(format!(
+                "cannot run crontab: {e}; install cron (Debian: apt-get install cron)"
+            ))
+        })?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    if err.contains("no crontab") {
+        return Ok(String::new());
+    }
+    Err(Error::Failed(format!("crontab -l failed: {}", err.trim())))
+}
+
+fn write_crontab(text: &str) -> Result<()> {
+    let mut child = Command::new("crontab")
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Failed(format!("cannot run crontab: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(text.as_bytes())
+            .map_err(|e| Error::Failed(format!("cannot write to crontab: {e}")))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::Failed(format!("crontab: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::Failed(format!(
+            "crontab refused the new table: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// The crontab without our lines, each other line exactly as it was.
+fn without_ours(current: &str, marker: &str) -> String {
+    let mut kept = String::new();
+    for line in current.split_inclusive('\n') {
+        if !line.trim_end_matches('\n').ends_with(marker) {
+            kept.push_str(line);
+        }
+    }
+    if !kept.is_empty() && !kept.ends_with('\n') {
+        kept.push('\n');
+    }
+    kept
+}
+
+pub fn run(ws: &Workspace, action: CronAction) -> Result<i32> {
+    let m = marker(ws);
+    match action {
+        CronAction::Show => {
+            let current = read_crontab()?;
+            let ours: Vec<&str> = current.lines().filter(|l| l.ends_with(&m)).collect();
+            if ours.is_empty() {
+                println!(
+                    "no healthcheck lines for {} (add them with: process-guardian cron install)",
+                    ws.root().display()
+                );
+            }
+            for l in ours {
+                println!("{l}");
+            }
+            Ok(0)
+        }
+        CronAction::Install { every_minute } => {
+            ws.ensure_dirs()?;
+            let current = read_crontab()?;
+            let lines = our_lines(ws, every_minute)?;
+            let mut next = without_ours(&current, &m);
+            for l in &lines {
+                next.push_str(l);
+                next.push('\n');
+            }
+            if next == current {
+                println!("the healthcheck lines are already installed:");
+            } else {
+                write_crontab(&next)?;
+                println!("installed the healthcheck lines:");
+            }
+            for l in &lines {
+                println!("  {l}");
+            }
+            Ok(0)
+        }
+        CronAction::Uninstall => {
+            let current = read_crontab()?;
+            let next = without_ours(&current, &m);
+            if next == current {
+                println!("no healthcheck lines to remove for {}", ws.root().display());
+            } else {
+                write_crontab(&next)?;
+                println!("removed the healthcheck lines for {}", ws.root().display());
+            }
+            Ok(0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_lines_are_kept_byte_for_byte() {
+        let m = "# process-guardian healthcheck /w";
+        let current = format!(
+            "MAILTO=x\n0 1 * * * echo   'a%b'  \n*/5 * * * * pg healthcheck {m}\n@reboot pg {m}\n# end"
+        );
+        assert_eq!(
+            without_ours(&current, m),
+            "MAILTO=x\n0 1 * * * echo   'a%b'  \n# end\n"
+        );
+        assert_eq!(without_ours("", m), "");
+        assert!(cron_escape("a%b").contains("a\\%b"));
+    }
+}

@@ -1,0 +1,41 @@
+//! `deregister [--purge]`: stop it, then drop it from the registry.
+
+use std::fs;
+
+use crate::error::{Error, Result};
+use crate::logs;
+use crate::registry::Registry;
+use crate::workspace::Workspace;
+
+pub fn run(ws: &Workspace, name: &str, purge: bool) -> Result<i32> {
+    Registry::load(ws)?.require(name)?;
+    super::stop::stop(ws, name, None)?;
+    let _lock = crate::state::lock_name(ws, name)?;
+    let removed = Registry::update(ws, |reg| Ok(reg.remove(name)))?;
+    for suffix in [".json", ".stop", ".sup"] {
+        let _ = fs::remove_file(ws.run_file(name, suffix));
+    }
+    if purge {
+        let log = ws.log_path(name);
+        let mut n = 0;
+        let mut paths = vec![log.clone()];
+        paths.extend((1..=100).map(|i| logs::rotated_path(&log, i)));
+        for p in paths {
+            match fs::remove_file(&p) {
+                Ok(()) => n += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove", &p, e)),
+            }
+        }
+        for kind in crate::alert::Kind::ALL {
+            let _ = fs::remove_file(ws.cooldown_dir().join(format!("{name}.{}", kind.as_str())));
+        }
+        println!("deregistered {name}; removed its state and {n} log file(s)");
+    } else if removed {
+        println!(
+            "deregistered {name}; its log stays at {}",
+            ws.log_path(name).display()
+        );
+    }
+    Ok(0)
+}

@@ -1,0 +1,258 @@
+//! `healthcheck [--json]`: the second line of defence, run by cron. Revives
+//! whatever should run but is not supervised, hands a surviving command to a
+//! new supervisor, and tidies up. Safe to run at any moment, concurrently with
+//! itself: every decision about a name is taken under that name's lock.
+
+use std::collections::HashSet;
+use std::fs;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::alert::{self, Alert, Kind};
+use crate::error::Result;
+use crate::fsutil;
+use crate::launch::{self, Mode, Ready};
+use crate::policy::{self, Found, Heal};
+use crate::proc;
+use crate::registry::Registry;
+use crate::state::{self, Desired, Phase};
+use crate::workspace::Workspace;
+
+#[derive(Serialize)]
+struct Action {
+    name: String,
+    action: &'static str,
+    detail: String,
+    pid: Option<i32>,
+}
+
+pub fn run(ws: &Workspace, as_json: bool) -> Result<i32> {
+    let registry = Registry::load(ws)?;
+    ws.ensure_dirs()?;
+    let mut actions: Vec<Action> = Vec::new();
+    let mut healthy = 0usize;
+    let mut to_drop = Vec::new();
+    for name in registry.names() {
+        let entry = match registry.get(name) {
+            Ok(Some(e)) => e,
+            Ok(None) => continue,
+            Err(e) => {
+                actions.push(Action {
+                    name: name.to_string(),
+                    action: "invalid",
+                    detail: e.to_string(),
+                    pid: None,
+                });
+                continue;
+            }
+        };
+        let found = |seen: &state::Observed| {
+            let st = seen.state.as_ref();
+            Found {
+                never_started: st.is_none(),
+                desired_running: st.is_some_and(|s| s.desired == Desired::Running),
+                phase: st.map_or(Phase::Stopped, |s| s.phase),
+                supervisor_alive: seen.supervisor_alive,
+                command_alive: seen.command_alive,
+                new_boot: st.is_some_and(|s| s.boot_id != proc::boot_id()),
+                failed_for_s: st
+                    .and_then(|s| s.failed_at.as_deref())
+                    .and_then(fsutil::seconds_since),
+                exited_for_s: st
+                    .and_then(|s| s.last_exit.as_ref())
+                    .and_then(|e| fsutil::seconds_since(&e.at)),
+                auto_restart: entry.auto_restart,
+            }
+        };
+        // A cheap look first; the lock is taken only where there is work.
+        let first = policy::heal(&found(&state::observe(ws, name)?));
+        match first {
+            Heal::Nothing => continue,
+            Heal::Healthy => {
+                healthy += 1;
+                continue;
+            }
+            Heal::Drop => {
+                to_drop.push(name.to_string());
+                continue;
+            }
+            _ => {}
+        }
+        let _lock = state::lock_name(ws, name)?;
+        // Decide again under the lock: another healthcheck may have acted meanwhile.
+        if !Registry::load(ws)?.contains(name) {
+            continue;
+        }
+        let seen = state::observe(ws, name)?;
+        let decision = policy::heal(&found(&seen));
+        let old_pid = seen.state.as_ref().and_then(|s| s.pid);
+        let (mode, kind, why) = match decision {
+            Heal::Healthy => {
+                healthy += 1;
+                continue;
+            }
+            Heal::Nothing | Heal::Drop => continue,
+            Heal::ReportFailed => {
+                let msg = seen
+                    .state
+                    .as_ref()
+                    .and_then(|s| s.message.clone())
+                    .unwrap_or_default();
+                actions.push(Action {
+                    name: name.to_string(),
+                    action: "failed",
+                    detail: format!("gave up: {msg}; it gets one fresh try an hour after failing, or start it yourself"),
+                    pid: None,
+                });
+                continue;
+            }
+            Heal::Adopt => (
+                Mode::Adopt,
+                Kind::SupervisorLost,
+                "its supervisor died; the command kept running".to_string(),
+            ),
+            Heal::Revive { new_boot: true } => {
+                (Mode::Revive, Kind::Died, "the machine rebooted".to_string())
+            }
+            Heal::Revive { new_boot: false } => (
+                Mode::Revive,
+                Kind::Died,
+                "its supervisor and command were both dead".to_string(),
+            ),
+            Heal::Retry => (
+                Mode::Fresh,
+                Kind::Died,
+                "it had been failed for an hour; one fresh try".to_string(),
+            ),
+        };
+        let outcome = launch::spawn_supervisor(ws, name, mode);
+        let (action, detail, pid) = match (&outcome, mode) {
+            (Ok(Ready::Started(pid)), Mode::Adopt) => (
+                "adopted",
+                format!("{why}; a new supervisor watches pid {pid}"),
+                Some(*pid),
+            ),
+            (Ok(Ready::Started(pid)), _) => (
+                "revived",
+                format!("{why}; started again as pid {pid}"),
+                Some(*pid),
+            ),
+            (Ok(Ready::Already), _) => {
+                healthy += 1;
+                continue;
+            }
+            (Ok(Ready::Failed(reason)), _) => (
+                "start-failed",
+                format!("{why}; cannot start: {reason}"),
+                None,
+            ),
+            (Err(e), _) => (
+                "start-failed",
+                format!("{why}; cannot start a supervisor: {e}"),
+                None,
+            ),
+        };
+        if pid.is_some() {
+            let a = Alert::new(
+                ws,
+                name,
+                kind,
+                format!("{name}: {detail}"),
+                pid.or(old_pid),
+                seen.state.and_then(|s| s.last_exit),
+            );
+            alert::raise_and_wait(ws, &a, entry.alert_command.as_deref());
+        }
+        actions.push(Action {
+            name: name.to_string(),
+            action,
+            detail,
+            pid,
+        });
+    }
+    for name in &to_drop {
+        let dropped = Registry::update(ws, |reg| Ok(reg.remove(name)))?;
+        if dropped {
+            let _ = fs::remove_file(ws.run_file(name, ".json"));
+            actions.push(Action {
+                name: name.clone(),
+                action: "dropped",
+                detail: format!(
+                    "exited over a day ago without auto_restart; removed from the registry (log kept at {})",
+                    ws.log_path(name).display()
+                ),
+                pid: None,
+            });
+        }
+    }
+    let removed = remove_orphan_state(ws)?;
+    let unhealthy = actions.iter().any(|a| a.action != "dropped");
+    let code = if unhealthy { 1 } else { 0 };
+    if as_json {
+        let registry = Registry::load(ws)?;
+        let mut processes = Vec::new();
+        for name in registry.names() {
+            if let Ok(Some(entry)) = registry.get(name) {
+                let seen = state::observe(ws, name)?;
+                processes.push(super::status::to_json(ws, name, &entry, &seen));
+            }
+        }
+        let report: Value = json!({
+            "healthy": !unhealthy,
+            "checked": registry.len(),
+            "actions": actions,
+            "removed_state": removed,
+            "processes": processes,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        for a in &actions {
+            println!("{} {}: {}", a.action, a.name, a.detail);
+        }
+        println!(
+            "healthcheck: {} registered, {} healthy, {} acted on{}",
+            registry.len(),
+            healthy,
+            actions.len(),
+            if actions.iter().any(|a| a.action != "dropped") {
+                format!("; alerts in {}", alert::flag_path().display())
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(code)
+}
+
+/// Removes run files of names no longer registered (and not supervised).
+fn remove_orphan_state(ws: &Workspace) -> Result<Vec<String>> {
+    let registry = Registry::load(ws)?;
+    let known: HashSet<&str> = registry.names().collect();
+    let mut removed = Vec::new();
+    let Ok(dir) = fs::read_dir(ws.run_dir()) else {
+        return Ok(removed);
+    };
+    for e in dir.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(name) = [".json", ".lock", ".sup", ".stop"]
+            .iter()
+            .find_map(|s| file.strip_suffix(s))
+        else {
+            continue;
+        };
+        if known.contains(name)
+            || crate::registry::validate_name(name).is_err()
+            || state::supervisor_alive(ws, name)
+        {
+            continue;
+        }
+        if fs::remove_file(e.path()).is_ok() && file.ends_with(".json") {
+            removed.push(name.to_string());
+        }
+    }
+    Ok(removed)
+}

@@ -1,0 +1,50 @@
+//! One file per subcommand; each is thin and calls the modules above.
+
+mod cron;
+mod deregister;
+mod healthcheck;
+mod logs;
+mod register;
+mod start;
+mod status;
+mod stop;
+
+use crate::cli::{Cli, Cmd};
+use crate::error::Result;
+use crate::registry::validate_name;
+use crate::workspace::Workspace;
+
+pub fn run(cli: Cli) -> Result<i32> {
+    // Names are checked before anything touches a path.
+    let name = match &cli.command {
+        Cmd::Register(a) => Some(&a.name),
+        Cmd::Run(a) => Some(&a.name),
+        Cmd::Deregister { name, .. }
+        | Cmd::Start { name, .. }
+        | Cmd::Stop { name, .. }
+        | Cmd::Restart { name }
+        | Cmd::Logs { name, .. } => Some(name),
+        Cmd::Status { name, .. } => name.as_ref(),
+        Cmd::Healthcheck { .. } | Cmd::Cron { .. } => None,
+    };
+    if let Some(name) = name {
+        validate_name(name)?;
+    }
+    let ws = Workspace::resolve(cli.workspace.as_deref())?;
+    match cli.command {
+        Cmd::Register(a) => register::register(&ws, &a.name, a.command, a.duration_min, &a.opts),
+        Cmd::Run(a) => register::run(&ws, &a),
+        Cmd::Deregister { name, purge } => deregister::run(&ws, &name, purge),
+        Cmd::Start { name, wait } => start::start(&ws, &name, wait),
+        Cmd::Stop { name, timeout } => stop::run(&ws, &name, timeout),
+        Cmd::Restart { name } => start::restart(&ws, &name),
+        Cmd::Status { name, json } => status::run(&ws, name.as_deref(), json),
+        Cmd::Healthcheck { json } => healthcheck::run(&ws, json),
+        Cmd::Logs {
+            name,
+            lines,
+            follow,
+        } => logs::run(&ws, &name, lines, follow),
+        Cmd::Cron { action } => cron::run(&ws, action),
+    }
+}

@@ -1,0 +1,178 @@
+//! `status [name] [--json]`: a table for people, a JSON array for programs.
+
+use std::io::{IsTerminal, Write};
+
+use serde_json::{Value, json};
+
+use crate::error::Result;
+use crate::registry::{Entry, Registry};
+use crate::state::{self, Observed, Shown};
+use crate::workspace::Workspace;
+
+/// One process as `status --json` and `healthcheck --json` print it.
+pub fn to_json(ws: &Workspace, name: &str, entry: &Entry, seen: &Observed) -> Value {
+    let st = seen.state.as_ref();
+    let running = seen.shown == Shown::Running;
+    json!({
+        "name": name,
+        "state": seen.shown.as_str(),
+        "pid": seen.pid().filter(|_| running),
+        "uptime_s": st.filter(|_| running && seen.command_alive).and_then(|s| s.uptime_s()).map(|u| u.max(0.0)),
+        "restarts": st.map_or(0, |s| s.restarts),
+        "desired": match seen.state { Some(_) => seen.desired(), None => state::Desired::Stopped },
+        "last_exit": st.and_then(|s| s.last_exit.clone()),
+        "auto_restart": entry.auto_restart,
+        "duration_min": entry.duration_min,
+        "command": entry.command,
+        "log": ws.log_path(name),
+        "cwd": entry.cwd,
+        "supervisor_pid": st.and_then(|s| s.supervisor_pid).filter(|_| seen.supervisor_alive),
+        "quick_crashes": st.map_or(0, |s| s.quick_crashes),
+        "next_start_at": st.and_then(|s| s.next_start_at.clone()).filter(|_| seen.shown == Shown::Backoff),
+        "stopped_by": st.and_then(|s| s.stopped_by.clone()),
+        "message": st.and_then(|s| s.message.clone()),
+    })
+}
+
+pub fn run(ws: &Workspace, name: Option<&str>, as_json: bool) -> Result<i32> {
+    let registry = Registry::load(ws)?;
+    let names: Vec<String> = match name {
+        Some(n) => {
+            registry.require(n)?;
+            vec![n.to_string()]
+        }
+        None => registry.names().map(str::to_string).collect(),
+    };
+    let mut rows = Vec::with_capacity(names.len());
+    for n in &names {
+        let entry = registry.require(n)?;
+        let seen = state::observe(ws, n)?;
+        rows.push((n.clone(), entry, seen));
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if as_json {
+        let arr: Vec<Value> = rows.iter().map(|(n, e, s)| to_json(ws, n, e, s)).collect();
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&arr).unwrap_or_else(|_| "[]".into())
+        );
+        return Ok(0);
+    }
+    if registry.is_empty() {
+        let _ = writeln!(
+            out,
+            "no processes registered in {}\nadd one with: process-guardian register NAME 'COMMAND' [DURATION_MIN]",
+            registry.path().display()
+        );
+        return Ok(0);
+    }
+    let color = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    print_table(&mut out, &rows, color);
+    Ok(0)
+}
+
+fn print_table(out: &mut impl Write, rows: &[(String, Entry, Observed)], color: bool) {
+    let header = [
+        "NAME",
+        "STATE",
+        "PID",
+        "UPTIME",
+        "RESTARTS",
+        "LAST EXIT",
+        "DURATION",
+        "AUTO-RESTART",
+    ];
+    let cells: Vec<[String; 8]> = rows
+        .iter()
+        .map(|(name, entry, seen)| {
+            let st = seen.state.as_ref();
+            let running = seen.shown == Shown::Running;
+            [
+                name.clone(),
+                seen.shown.as_str().to_string(),
+                seen.pid()
+                    .filter(|_| running)
+                    .map_or("-".into(), |p| p.to_string()),
+                st.filter(|_| running)
+                    .and_then(|s| s.uptime_s())
+                    .map_or("-".into(), human_duration),
+                st.map_or(0, |s| s.restarts).to_string(),
+                st.and_then(|s| s.last_exit.as_ref())
+                    .map_or("-".into(), |e| {
+                        let ago = crate::fsutil::seconds_since(&e.at)
+                            .map(|s| format!(", {} ago", human_duration(s)))
+                            .unwrap_or_default();
+                        format!("{}{ago}", e.describe())
+                    }),
+                if entry.duration_min > 0.0 {
+                    format!("{} min", entry.duration_min)
+                } else {
+                    "-".into()
+                },
+                if entry.auto_restart {
+                    "yes".into()
+                } else {
+                    "no".into()
+                },
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |row: &[String], paint: Option<&str>| {
+        let mut s = String::new();
+        for (i, (c, w)) in row.iter().zip(widths).enumerate() {
+            let padded = format!("{c:<w$}");
+            match (i, paint) {
+                (1, Some(code)) => s.push_str(&format!("\x1b[{code}m{padded}\x1b[0m")),
+                _ => s.push_str(&padded),
+            }
+            if i + 1 < row.len() {
+                s.push_str("  ");
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let head: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let _ = writeln!(out, "{}", line(&head, None));
+    for (row, (_, _, seen)) in cells.iter().zip(rows) {
+        let paint = color.then_some(match seen.shown {
+            Shown::Running => "32",
+            Shown::Backoff => "33",
+            Shown::Dead | Shown::Failed => "31",
+            _ => "2",
+        });
+        let _ = writeln!(out, "{}", line(row, paint));
+    }
+}
+
+/// 75 → `1m15s`, 7380 → `2h03m`.
+pub fn human_duration(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..=86399 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{:02}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_duration;
+
+    #[test]
+    fn durations_read_at_a_glance() {
+        assert_eq!(human_duration(5.2), "5s");
+        assert_eq!(human_duration(75.0), "1m15s");
+        assert_eq!(human_duration(7380.0), "2h03m");
+        assert_eq!(human_duration(90000.0), "1d01h");
+    }
+}

@@ -1,0 +1,151 @@
+//! `stop`: the stop signal to the whole process group, SIGKILL after the
+//! timeout, and a report of which signal ended it. Idempotent.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::error::{Error, Result};
+use crate::fsutil::{self, Durability};
+use crate::proc::{self, PidFd};
+use crate::registry::{Entry, Registry};
+use crate::state::{self, Desired, Phase, RunState};
+use crate::workspace::Workspace;
+
+/// Extra time the supervisor gets beyond the stop timeout to finish its report.
+const SUPERVISOR_GRACE: Duration = Duration::from_secs(5);
+
+pub fn run(ws: &Workspace, name: &str, timeout: Option<f64>) -> Result<i32> {
+    if let Some(t) = timeout
+        && !(t.is_finite() && t >= 0.0)
+    {
+        return Err(Error::Invalid(format!(
+            "--timeout must be a non-negative number of seconds, not {t}"
+        )));
+    }
+    stop(ws, name, timeout)?;
+    Ok(0)
+}
+
+/// Stops `name` and prints what happened; returns whether anything was running.
+pub fn stop(ws: &Workspace, name: &str, timeout: Option<f64>) -> Result<bool> {
+    let entry = Registry::load(ws)?.require(name)?;
+    let _lock = state::lock_name(ws, name)?;
+    let seen = state::observe(ws, name)?;
+    let timeout = timeout
+        .map(Duration::from_secs_f64)
+        .unwrap_or_else(|| entry.stop_timeout());
+    let began = Instant::now();
+
+    if seen.supervisor_alive
+        && let Some(st) = &seen.state
+        && stop_through_supervisor(ws, name, st, timeout)?
+    {
+        let after = RunState::load(ws, name)?.unwrap_or_default();
+        report(
+            name,
+            st.pid.filter(|_| seen.command_alive),
+            after.stopped_by.as_deref(),
+            &entry,
+            began,
+        );
+        return Ok(true);
+    }
+    let mut st = seen.state.clone().unwrap_or_default();
+    if seen.command_alive {
+        // Nobody supervises the command: stop it ourselves.
+        let by = stop_group_directly(&st, &entry, timeout)?;
+        st.stopped_by = Some(by.clone());
+        st.pid = None;
+        st.phase = Phase::Stopped;
+        st.desired = Desired::Stopped;
+        st.save(ws, name)
+            .map_err(|e| Error::io("write", ws.run_file(name, ".json"), e))?;
+        report(name, seen.pid(), Some(&by), &entry, began);
+        return Ok(true);
+    }
+    if seen.state.is_some() {
+        if matches!(st.phase, Phase::Running | Phase::Backoff | Phase::Failed) {
+            st.phase = Phase::Stopped;
+            st.pid = None;
+        }
+        st.desired = Desired::Stopped;
+        st.save(ws, name)
+            .map_err(|e| Error::io("write", ws.run_file(name, ".json"), e))?;
+    }
+    println!("{name} is not running (nothing to stop)");
+    Ok(false)
+}
+
+/// Asks the supervisor to stop (SIGTERM) and waits for it to finish; `false`
+/// if it could not be reached, so the caller stops the command itself.
+fn stop_through_supervisor(
+    ws: &Workspace,
+    name: &str,
+    st: &RunState,
+    timeout: Duration,
+) -> Result<bool> {
+    let (Some(pid), Some(start)) = (st.supervisor_pid, st.supervisor_start) else {
+        return Ok(false);
+    };
+    let Some(sup) = PidFd::open_verified(pid, start, &st.boot_id) else {
+        return Ok(false);
+    };
+    let request = ws.run_file(name, ".stop");
+    fsutil::write_atomic(
+        &request,
+        timeout.as_secs_f64().to_string().as_bytes(),
+        0o600,
+        Durability::Renamed,
+    )
+    .map_err(|e| Error::io("write", &request, e))?;
+    sup.signal(Signal::SIGTERM)
+        .map_err(|e| Error::io("signal the supervisor of", ws.run_file(name, ".json"), e))?;
+    // A supervisor frozen by SIGSTOP would never act on it.
+    let _ = sup.signal(Signal::SIGCONT);
+    if sup.wait_exit(timeout + SUPERVISOR_GRACE) {
+        return Ok(true);
+    }
+    // It did not answer: take it down and finish the job here.
+    let _ = sup.signal(Signal::SIGKILL);
+    sup.wait_exit(Duration::from_secs(1));
+    Ok(false)
+}
+
+/// Stops a command that no supervisor watches; returns the signal that ended it.
+fn stop_group_directly(st: &RunState, entry: &Entry, timeout: Duration) -> Result<String> {
+    let (Some(pid), Some(start)) = (st.pid, st.pid_start) else {
+        return Ok("none".into());
+    };
+    let Some(leader) = PidFd::open_verified(pid, start, &st.boot_id) else {
+        return Ok("none".into());
+    };
+    let sig = proc::parse_signal(entry.stop_signal_name())?;
+    // The leader is verified and alive, so its group id is still its own.
+    let _ = proc::kill_group(pid, sig);
+    let _ = proc::kill_group(pid, Signal::SIGCONT);
+    let by = if leader.wait_exit(timeout) {
+        entry
+            .stop_signal_name()
+            .trim_start_matches("SIG")
+            .to_uppercase()
+    } else {
+        "KILL".to_string()
+    };
+    let _ = proc::kill_group(pid, Signal::SIGKILL);
+    leader.wait_exit(Duration::from_secs(2));
+    Ok(by)
+}
+
+fn report(name: &str, pid: Option<i32>, by: Option<&str>, entry: &Entry, began: Instant) {
+    let took = began.elapsed().as_secs_f64();
+    let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+    match by {
+        Some("KILL") if !entry.stop_signal_name().eq_ignore_ascii_case("KILL") => println!(
+            "stopped {name}{who}: it ignored {} for {took:.1} s, so it was killed with SIGKILL",
+            entry.stop_signal_name().trim_start_matches("SIG")
+        ),
+        Some(sig) => println!("stopped {name}{who}: ended by SIG{sig} after {took:.1} s"),
+        None => println!("stopped {name}{who}"),
+    }
+}

@@ -1,0 +1,139 @@
+//! Small file helpers shared by the registry, the state files and the alerts:
+//! atomic replacement (temp file in the same directory, then rename) and
+//! time stamps.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static TEMP_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// How hard `write_atomic` works to make the new content survive a power cut.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync the file and its directory: the registry.
+    Synced,
+    /// Rename only: runtime state, which is rewritten often and rebuilt after a boot.
+    Renamed,
+}
+
+/// Replaces `path` with `bytes` so that a reader sees the old or the new
+/// content, never a mix; a failure leaves the old file whole.
+pub fn write_atomic(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    durability: Durability,
+) -> io::Result<()> {
+    write_atomic_with(path, bytes, mode, durability, |_| Ok(()))
+}
+
+/// `write_atomic` with a hook that runs after the temp file is complete and
+/// before the rename; tests use it to inject a failure at that point.
+pub fn write_atomic_with(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    durability: Durability,
+    before_rename: impl FnOnce(&Path) -> io::Result<()>,
+) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp: PathBuf = dir.join(format!(
+        ".{file_name}.tmp.{}.{}",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        // O_EXCL and O_NOFOLLOW: a name planted in a shared directory is never followed.
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        if durability == Durability::Synced {
+            file.sync_all()?;
+        }
+        drop(file);
+        before_rename(&tmp)?;
+        fs::rename(&tmp, path)?;
+        if durability == Durability::Synced {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Now, as an RFC 3339 UTC time stamp with milliseconds.
+pub fn now_rfc3339() -> String {
+    rfc3339(chrono::Utc::now())
+}
+
+pub fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Seconds from an RFC 3339 time stamp to now (negative if it lies ahead).
+pub fn seconds_since(stamp: &str) -> Option<f64> {
+    let t = chrono::DateTime::parse_from_rfc3339(stamp).ok()?;
+    let d = chrono::Utc::now().signed_duration_since(t.with_timezone(&chrono::Utc));
+    Some(d.num_milliseconds() as f64 / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interrupted_write_leaves_old_file_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reg.json");
+        fs::write(&path, b"old content").unwrap();
+        let err = write_atomic_with(&path, b"new content", 0o600, Durability::Synced, |tmp| {
+            assert_eq!(fs::read(tmp).unwrap(), b"new content");
+            Err(io::Error::other("injected failure before rename"))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("injected"));
+        assert_eq!(fs::read(&path).unwrap(), b"old content");
+        // No temp file is left behind.
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_sets_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        write_atomic(&path, b"one", 0o600, Durability::Renamed).unwrap();
+        write_atomic(&path, b"two", 0o600, Durability::Synced).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
+    fn seconds_since_parses_our_stamps() {
+        let s = now_rfc3339();
+        let d = seconds_since(&s).unwrap();
+        assert!((0.0..5.0).contains(&d), "{d}");
+        assert!(seconds_since("not a time").is_none());
+    }
+}

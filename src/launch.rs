@@ -1,0 +1,213 @@
+//! Detaching: the double fork that puts a supervisor in its own session,
+//! re-parented away from the caller, and the pipe through which it confirms
+//! that the command exec'd (or says why not). No fixed sleep anywhere.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::workspace::Workspace;
+
+/// How long `start` waits for a supervisor's answer before giving up on it.
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How the new supervisor begins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// A start by the user: counters reset.
+    Fresh,
+    /// The healthcheck brings back a process that died unsupervised: counts as a restart.
+    Revive,
+    /// The healthcheck hands a still-running command to a new supervisor.
+    Adopt,
+}
+
+impl Mode {
+    pub fn flag(self) -> &'static str {
+        match self {
+            Mode::Fresh => "--fresh",
+            Mode::Revive => "--revive",
+            Mode::Adopt => "--adopt",
+        }
+    }
+}
+
+/// What the supervisor reported through the ready pipe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ready {
+    /// The command exec'd (or was adopted) with this pid.
+    Started(i32),
+    /// Another supervisor already holds this name.
+    Already,
+    /// The command could not start; the reason in plain words.
+    Failed(String),
+}
+
+/// The supervisor's side of the protocol: one line, then close.
+pub fn ready_line(ready: &Ready) -> String {
+    match ready {
+        Ready::Started(pid) => format!("ok {pid}\n"),
+        Ready::Already => "already\n".to_string(),
+        Ready::Failed(msg) => format!("err {}\n", msg.replace('\n', " ")),
+    }
+}
+
+fn parse_ready(text: &str) -> Option<Ready> {
+    let line = text.lines().next()?;
+    if let Some(pid) = line.strip_prefix("ok ") {
+        return pid.trim().parse().ok().map(Ready::Started);
+    }
+    if line == "already" {
+        return Some(Ready::Already);
+    }
+    line.strip_prefix("err ")
+        .map(|m| Ready::Failed(m.to_string()))
+}
+
+fn cstring(bytes: &[u8]) -> Result<CString> {
+    CString::new(bytes).map_err(|_| Error::Invalid("an argument contains a NUL byte".into()))
+}
+
+/// Starts `process-guardian supervise <name>` fully detached and waits for its
+/// report. The supervisor runs in a new session (setsid in the middle
+/// process), is not a session leader (the middle process exits), and is
+/// re-parented away from the caller.
+pub fn spawn_supervisor(ws: &Workspace, name: &str, mode: Mode) -> Result<Ready> {
+    let exe = std::env::current_exe().map_err(|e| Error::io("find", "/proc/self/exe", e))?;
+    let (read_end, write_end) = pipe_cloexec()?;
+    let fd_arg = write_end.as_raw_fd().to_string();
+    let exe_c = cstring(exe.as_os_str().as_bytes())?;
+    let args = [
+        exe_c.clone(),
+        cstring(b"supervise")?,
+        cstring(name.as_bytes())?,
+        cstring(b"--workspace")?,
+        cstring(ws.root().as_os_str().as_bytes())?,
+        cstring(b"--ready-fd")?,
+        cstring(fd_arg.as_bytes())?,
+        cstring(mode.flag().as_bytes())?,
+    ];
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let write_fd = write_end.as_raw_fd();
+
+    // SAFETY: the child calls only async-signal-safe functions (setsid, fork,
+    // fcntl, execv, _exit) on memory prepared before the fork.
+    let middle = unsafe { libc::fork() };
+    if middle < 0 {
+        return Err(Error::io(
+            "fork for",
+            ws.root(),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    if middle == 0 {
+        // SAFETY: see above; this branch never returns.
+        unsafe {
+            libc::setsid();
+            let grandchild = libc::fork();
+            if grandchild == 0 {
+                // Keep the ready pipe open across exec; the supervisor marks it close-on-exec again.
+                libc::fcntl(write_fd, libc::F_SETFD, 0);
+                libc::execv(exe_c.as_ptr(), argv.as_ptr());
+                libc::_exit(127);
+            }
+            libc::_exit(if grandchild < 0 { 1 } else { 0 });
+        }
+    }
+    drop(write_end);
+    let mut status = 0;
+    // SAFETY: waits for the middle process we just forked; status is a valid out-pointer.
+    unsafe { libc::waitpid(middle, &mut status, 0) };
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        return Err(Error::Failed("could not fork the supervisor".into()));
+    }
+    let text = read_with_deadline(File::from(read_end), READY_TIMEOUT)?;
+    parse_ready(&text).ok_or_else(|| {
+        Error::Failed(format!(
+            "the supervisor of {name:?} ended without reporting; see {}",
+            ws.log_path(name).display()
+        ))
+    })
+}
+
+fn pipe_cloexec() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(Error::io(
+            "create",
+            "a pipe",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Reads until EOF or until `timeout` passes.
+fn read_with_deadline(mut f: File, timeout: Duration) -> Result<String> {
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::Failed(format!(
+                "the supervisor did not report within {} s",
+                timeout.as_secs()
+            )));
+        }
+        let mut pfd = [libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: one valid pollfd for the duration of the call.
+        let r = unsafe {
+            libc::poll(
+                pfd.as_mut_ptr(),
+                1,
+                left.as_millis().min(i32::MAX as u128) as i32,
+            )
+        };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(Error::io("read from", "the supervisor", e));
+        }
+        if r == 0 {
+            continue;
+        }
+        match f.read(&mut buf) {
+            Ok(0) => return Ok(String::from_utf8_lossy(&out).into_owned()),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("read from", "the supervisor", e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_lines_round_trip() {
+        for r in [
+            Ready::Started(42),
+            Ready::Already,
+            Ready::Failed("program not found: x".into()),
+        ] {
+            assert_eq!(parse_ready(&ready_line(&r)), Some(r));
+        }
+        assert_eq!(parse_ready(""), None);
+        assert_eq!(parse_ready("garbage"), None);
+    }
+}

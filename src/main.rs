@@ -1,0 +1,46 @@
+//! process-guardian: keeps long-running background processes alive.
+
+mod alert;
+mod cli;
+mod cmdline;
+mod commands;
+mod error;
+mod fsutil;
+mod launch;
+mod logs;
+mod policy;
+mod proc;
+mod registry;
+mod state;
+mod supervise;
+mod workspace;
+
+use clap::Parser;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    // The supervisor skips clap and everything only the CLI needs.
+    if args.get(1).map(String::as_str) == Some("supervise") {
+        std::process::exit(supervise::main(&args[2..]));
+    }
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                error::EXIT_USAGE
+            } else {
+                error::EXIT_OK
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let code = match commands::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("process-guardian: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,287 @@
+//! Process identity, liveness and signalling, read from /proc.
+//!
+//! A process is ours only if its pid, its start time (field 22 of
+//! `/proc/<pid>/stat`) and the boot id all match what we recorded: a recycled
+//! pid is never reported as ours and never signalled. A zombie counts as dead.
+//! Signals to a single process go through a pidfd opened *before* the
+//! identity check, so the check and the kill cannot race.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::error::{Error, Result};
+
+/// Test-only: pretend the machine booted again by overriding the boot id.
+pub const BOOT_ID_ENV: &str = "PROCESS_GUARDIAN_BOOT_ID";
+
+/// The current boot's id (`/proc/sys/kernel/random/boot_id`).
+pub fn boot_id() -> &'static str {
+    static BOOT: OnceLock<String> = OnceLock::new();
+    BOOT.get_or_init(|| {
+        if let Some(v) = std::env::var_os(BOOT_ID_ENV).filter(|v| !v.is_empty()) {
+            return v.to_string_lossy().into_owned();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    })
+}
+
+/// Parses a signal name: `TERM`, `SIGTERM`, `term` or a number.
+pub fn parse_signal(name: &str) -> Result<Signal> {
+    let upper = name.trim().to_ascii_uppercase();
+    if let Ok(n) = upper.parse::<i32>() {
+        return Signal::try_from(n)
+            .map_err(|_| Error::Invalid(format!("unknown signal number {n}")));
+    }
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    full.parse::<Signal>().map_err(|_| {
+        Error::Invalid(format!(
+            "unknown signal {name:?}: use a name such as TERM, INT, HUP or KILL"
+        ))
+    })
+}
+
+/// `SIGKILL` → `KILL`.
+pub fn signal_name(sig: i32) -> String {
+    match Signal::try_from(sig) {
+        Ok(s) => s.as_str().trim_start_matches("SIG").to_string(),
+        Err(_) => sig.to_string(),
+    }
+}
+
+/// What `/proc/<pid>/stat` says of a process.
+#[derive(Debug, Clone, Copy)]
+pub struct Stat {
+    pub state: u8,
+    pub start_time: u64,
+}
+
+impl Stat {
+    pub fn is_dead(&self) -> bool {
+        matches!(self.state, b'Z' | b'X' | b'x')
+    }
+}
+
+pub fn stat(pid: i32) -> Option<Stat> {
+    if pid <= 0 {
+        return None;
+    }
+    let mut buf = [0u8; 512];
+    let n = {
+        use std::io::Read;
+        let mut f = File::open(format!("/proc/{pid}/stat")).ok()?;
+        f.read(&mut buf).ok()?
+    };
+    parse_stat(&buf[..n])
+}
+
+/// The part after the command name (which may itself hold spaces and parentheses).
+fn parse_stat(buf: &[u8]) -> Option<Stat> {
+    let close = buf.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(buf.get(close + 2..)?).ok()?;
+    let mut fields = rest.split(' ');
+    // Fields counted from 3 (state).
+    let state = fields.next()?.bytes().next()?;
+    // Field 22 (starttime): the fields after the name start at 3.
+    let start_time = fields.nth(22 - 4)?.parse().ok()?;
+    Some(Stat { state, start_time })
+}
+
+/// Whether `pid` is alive and is the process that started at `start_time` in this boot.
+pub fn is_ours_alive(pid: i32, start_time: u64, boot: &str) -> bool {
+    boot == boot_id() && stat(pid).is_some_and(|s| s.start_time == start_time && !s.is_dead())
+}
+
+/// A handle to one process that survives pid reuse.
+pub struct PidFd {
+    fd: OwnedFd,
+}
+
+impl PidFd {
+    /// Opens a pidfd for `pid` and keeps it only if the process is the one
+    /// identified by `start_time` and `boot`, and alive.
+    pub fn open_verified(pid: i32, start_time: u64, boot: &str) -> Option<PidFd> {
+        let p = rustix::process::Pid::from_raw(pid)?;
+        let fd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()?;
+        // Checked after opening: from here on the fd names this very process.
+        if is_ours_alive(pid, start_time, boot) {
+            Some(PidFd { fd })
+        } else {
+            None
+        }
+    }
+
+    pub fn signal(&self, sig: Signal) -> io::Result<()> {
+        let s = rustix::process::Signal::from_named_raw(sig as i32)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+        match rustix::process::pidfd_send_signal(&self.fd, s) {
+            Ok(()) => Ok(()),
+            Err(e) if e == rustix::io::Errno::SRCH => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Waits until the process has exited (a zombie counts) or `timeout` passes.
+    pub fn wait_exit(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ms = left.as_millis().min(i32::MAX as u128) as i32;
+            let mut fds = [libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            // SAFETY: `fds` is a valid array of one pollfd that outlives the call.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) };
+            if r > 0 {
+                return true;
+            }
+            if r == 0 || Instant::now() >= deadline {
+                return false;
+            }
+        }
+    }
+
+    pub fn as_raw_fd(&self) -> i32 {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl AsFd for PidFd {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Sends `sig` to the process group `pgid`; a group already gone is not an error.
+pub fn kill_group(pgid: i32, sig: Signal) -> io::Result<bool> {
+    if pgid <= 1 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    match nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), sig) {
+        Ok(()) => Ok(true),
+        Err(nix::errno::Errno::ESRCH) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Makes the calling process a child subreaper: orphans of its descendants
+/// become its children, so it reaps them at once.
+pub fn become_subreaper() -> io::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)
+}
+
+/// The direct children of this process.
+pub fn own_children() -> Vec<i32> {
+    let me = std::process::id();
+    std::fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
+        .map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn write_lock_query(fd: i32, cmd: i32) -> io::Result<libc::flock> {
+    // SAFETY: an all-zero flock is a valid value of the plain C struct.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as i16;
+    fl.l_whence = libc::SEEK_SET as i16;
+    // SAFETY: fd is an open descriptor and `fl` a valid flock for the call.
+    let r = unsafe { libc::fcntl(fd, cmd, &mut fl) };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(fl)
+    }
+}
+
+/// Takes the supervisor's liveness lock: an open-file-description lock on
+/// `path`, held until the supervisor's last descriptor closes (its death,
+/// kill -9 included). `None` if another process holds it.
+pub fn try_hold_lock(path: &Path) -> io::Result<Option<File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    match write_lock_query(file.as_raw_fd(), libc::F_OFD_SETLK) {
+        Ok(_) => Ok(Some(file)),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether some process holds the lock of `try_hold_lock`; asks without taking it,
+/// so a probe never makes a starting supervisor believe it has a rival.
+pub fn lock_is_held(path: &Path) -> bool {
+    match File::open(path) {
+        Ok(f) => write_lock_query(f.as_raw_fd(), libc::F_OFD_GETLK)
+            .map(|fl| fl.l_type != libc::F_UNLCK as i16)
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_awkward_names() {
+        let line = b"1234 (a) b (c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 100 18446744073709551615";
+        let s = parse_stat(line).unwrap();
+        assert_eq!(s.state, b'S');
+        assert_eq!(s.start_time, 987654);
+    }
+
+    #[test]
+    fn own_process_is_alive_and_ours() {
+        let me = std::process::id() as i32;
+        let st = stat(me).unwrap();
+        assert!(is_ours_alive(me, st.start_time, boot_id()));
+        assert!(!is_ours_alive(me, st.start_time + 1, boot_id()));
+        assert!(!is_ours_alive(me, st.start_time, "another-boot"));
+        assert!(PidFd::open_verified(me, st.start_time + 1, boot_id()).is_none());
+        assert!(PidFd::open_verified(me, st.start_time, boot_id()).is_some());
+    }
+
+    #[test]
+    fn signals_parse() {
+        assert_eq!(parse_signal("TERM").unwrap(), Signal::SIGTERM);
+        assert_eq!(parse_signal("sigint").unwrap(), Signal::SIGINT);
+        assert_eq!(parse_signal("9").unwrap(), Signal::SIGKILL);
+        assert!(parse_signal("BOGUS").is_err());
+        assert_eq!(signal_name(9), "KILL");
+    }
+
+    #[test]
+    fn lock_probe_does_not_take_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.sup");
+        assert!(!lock_is_held(&p));
+        let held = try_hold_lock(&p).unwrap().unwrap();
+        // OFD locks conflict between open file descriptions, even in one process.
+        assert!(lock_is_held(&p));
+        assert!(try_hold_lock(&p).unwrap().is_none());
+        drop(held);
+        assert!(!lock_is_held(&p));
+        assert!(try_hold_lock(&p).unwrap().is_some());
+    }
+}

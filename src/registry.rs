@@ -1,0 +1,534 @@
+//! The registry: what should exist, as a map from name to entry in
+//! `.process-registry.json`. It keeps the seed's format, so a registry written
+//! by the original shell tool loads unchanged, and it preserves fields it does
+//! not know on every rewrite.
+//!
+//! Every change holds an exclusive lock on `.process-guardian/registry.lock`
+//! for the whole read-modify-write and replaces the file atomically; a file
+//! that does not parse is never written.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::fsutil::{self, Durability};
+use crate::workspace::Workspace;
+
+pub const DEFAULT_MAX_RESTARTS: u32 = 5;
+pub const DEFAULT_RESTART_COOLDOWN: f64 = 30.0;
+pub const DEFAULT_STOP_SIGNAL: &str = "TERM";
+pub const DEFAULT_STOP_TIMEOUT_S: f64 = 10.0;
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
+pub const DEFAULT_LOG_KEEP: u32 = 3;
+const MAX_NAME_LEN: usize = 64;
+
+fn yes() -> bool {
+    true
+}
+fn default_max_restarts() -> u32 {
+    DEFAULT_MAX_RESTARTS
+}
+fn default_cooldown() -> f64 {
+    DEFAULT_RESTART_COOLDOWN
+}
+
+/// One registered process. Known fields are typed; anything else is kept in
+/// `extra` and written back as it was.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub command: String,
+    #[serde(default, serialize_with = "whole_if_integral")]
+    pub duration_min: f64,
+    #[serde(default = "yes")]
+    pub auto_restart: bool,
+    #[serde(default = "default_max_restarts")]
+    pub max_restarts: u32,
+    #[serde(default = "default_cooldown", serialize_with = "whole_if_integral")]
+    pub restart_cooldown: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_command: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_max_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_keep: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_after_min: Option<f64>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Writes 480.0 as 480, so that a seed registry keeps its look on rewrite.
+fn whole_if_integral<S: serde::Serializer>(v: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
+    }
+}
+
+impl Entry {
+    pub fn new(command: String) -> Entry {
+        Entry {
+            command,
+            duration_min: 0.0,
+            auto_restart: true,
+            max_restarts: DEFAULT_MAX_RESTARTS,
+            restart_cooldown: DEFAULT_RESTART_COOLDOWN,
+            cwd: None,
+            env: BTreeMap::new(),
+            stop_signal: None,
+            stop_timeout_s: None,
+            alert_command: None,
+            log_max_bytes: None,
+            log_keep: None,
+            stale_after_min: None,
+            extra: Map::new(),
+        }
+    }
+
+    pub fn stop_signal_name(&self) -> &str {
+        self.stop_signal.as_deref().unwrap_or(DEFAULT_STOP_SIGNAL)
+    }
+    pub fn stop_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.stop_timeout_s.unwrap_or(DEFAULT_STOP_TIMEOUT_S))
+    }
+    pub fn log_max_bytes(&self) -> u64 {
+        self.log_max_bytes.unwrap_or(DEFAULT_LOG_MAX_BYTES)
+    }
+    pub fn log_keep(&self) -> u32 {
+        self.log_keep.unwrap_or(DEFAULT_LOG_KEEP)
+    }
+
+    /// Checks every field; the message names the field and the bad value.
+    pub fn validate(&self) -> Result<()> {
+        if self.command.trim().is_empty() {
+            return Err(Error::Invalid(
+                "the command is empty: give the program to run".into(),
+            ));
+        }
+        non_negative("duration_min", self.duration_min)?;
+        non_negative("restart_cooldown", self.restart_cooldown)?;
+        if let Some(t) = self.stop_timeout_s {
+            non_negative("stop_timeout_s", t)?;
+        }
+        if let Some(m) = self.stale_after_min {
+            non_negative("stale_after_min", m)?;
+            if m == 0.0 {
+                return Err(Error::Invalid(
+                    "stale_after_min must be greater than 0".into(),
+                ));
+            }
+        }
+        if let Some(sig) = &self.stop_signal {
+            crate::proc::parse_signal(sig)?;
+        }
+        if let Some(cwd) = &self.cwd
+            && !Path::new(cwd).is_dir()
+        {
+            return Err(Error::Invalid(format!(
+                "cwd {cwd:?} is not an existing directory"
+            )));
+        }
+        for key in self.env.keys() {
+            validate_env_key(key)?;
+        }
+        if self.log_max_bytes == Some(0) {
+            return Err(Error::Invalid(
+                "log_max_bytes must be greater than 0".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn non_negative(field: &str, v: f64) -> Result<()> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "{field} must be a non-negative number, not {v}"
+        )))
+    }
+}
+
+fn validate_env_key(key: &str) -> Result<()> {
+    let ok = !key.is_empty()
+        && !key.starts_with(|c: char| c.is_ascii_digit())
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "environment variable name {key:?} is invalid: use letters, digits and _"
+        )))
+    }
+}
+
+/// Parses one `--env K=V` pair.
+pub fn parse_env_pair(pair: &str) -> Result<(String, String)> {
+    match pair.split_once('=') {
+        Some((k, v)) => {
+            validate_env_key(k)?;
+            Ok((k.to_string(), v.to_string()))
+        }
+        None => Err(Error::Invalid(format!(
+            "--env {pair:?}: expected KEY=VALUE"
+        ))),
+    }
+}
+
+/// Names match `[A-Za-z0-9][A-Za-z0-9._-]{0,63}`, so a name is always a safe
+/// file name: checked before any path is built from it.
+pub fn validate_name(name: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(Error::InvalidName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("a name cannot be empty");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return bad("a name has at most 64 characters");
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return bad("a name starts with a letter or a digit");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return bad("use only letters, digits, '.', '_' and '-'");
+    }
+    Ok(())
+}
+
+/// The registry as loaded: the raw map (so unknown content survives) and its path.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    path: PathBuf,
+    map: Map<String, Value>,
+}
+
+impl Registry {
+    /// Reads the registry; a missing file is an empty registry.
+    pub fn load(ws: &Workspace) -> Result<Registry> {
+        let path = ws.registry_path();
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(Error::io("read", &path, e)),
+        };
+        Registry::parse(path, &text)
+    }
+
+    fn parse(path: PathBuf, text: &str) -> Result<Registry> {
+        if text.trim().is_empty() {
+            return Ok(Registry {
+                path,
+                map: Map::new(),
+            });
+        }
+        let value: Value = serde_json::from_str(text).map_err(|e| Error::RegistryCorrupt {
+            path: path.clone(),
+            line: e.line(),
+            column: e.column(),
+            reason: e
+                .to_string()
+                .split(" at line")
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        })?;
+        match value {
+            Value::Object(map) => Ok(Registry { path, map }),
+            _ => Err(Error::RegistryCorrupt {
+                path,
+                line: 1,
+                column: 1,
+                reason: "the top level must be an object mapping names to entries".into(),
+            }),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.map.keys().map(String::as_str)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.map.contains_key(name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The typed entry of `name`, or `None` when it is not registered.
+    pub fn get(&self, name: &str) -> Result<Option<Entry>> {
+        match self.map.get(name) {
+            None => Ok(None),
+            Some(v) => Entry::deserialize(v).map(Some).map_err(|e| {
+                Error::Invalid(format!(
+                    "{}: entry {name:?} is invalid: {e}; fix it or register the name again",
+                    self.path.display()
+                ))
+            }),
+        }
+    }
+
+    /// Like `get`, but a missing name is `NoSuchProcess` (exit 3).
+    pub fn require(&self, name: &str) -> Result<Entry> {
+        self.get(name)?.ok_or_else(|| Error::NoSuchProcess {
+            name: name.to_string(),
+            registry: self.path.clone(),
+        })
+    }
+
+    /// Inserts or replaces an entry; returns whether the name was already registered.
+    pub fn insert(&mut self, name: &str, entry: &Entry) -> Result<bool> {
+        let value = serde_json::to_value(entry)
+            .map_err(|e| Error::Failed(format!("cannot encode entry {name:?}: {e}")))?;
+        Ok(self.map.insert(name.to_string(), value).is_some())
+    }
+
+    pub fn remove(&mut self, name: &str) -> bool {
+        self.map.shift_remove(name).is_some()
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(&self.map).unwrap_or_else(|_| b"{}".to_vec());
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// Runs `change` on the current registry while holding the registry lock,
+    /// and writes the result atomically if `change` succeeds.
+    pub fn update<T>(ws: &Workspace, change: impl FnOnce(&mut Registry) -> Result<T>) -> Result<T> {
+        Registry::update_with(ws, change, |_| Ok(()))
+    }
+
+    fn update_with<T>(
+        ws: &Workspace,
+        change: impl FnOnce(&mut Registry) -> Result<T>,
+        before_rename: impl FnOnce(&Path) -> io::Result<()>,
+    ) -> Result<T> {
+        ws.ensure_dirs()?;
+        let _lock = lock_exclusive(&ws.registry_lock_path())?;
+        let mut registry = Registry::load(ws)?;
+        let out = change(&mut registry)?;
+        fsutil::write_atomic_with(
+            &registry.path,
+            &registry.to_bytes(),
+            0o600,
+            Durability::Synced,
+            before_rename,
+        )
+        .map_err(|e| Error::io("write", &registry.path, e))?;
+        Ok(out)
+    }
+}
+
+/// Opens (creating) and exclusively locks a lock file; the lock lasts as long as the returned file.
+pub fn lock_exclusive(path: &Path) -> Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io("open lock file", path, e))?;
+    file.lock().map_err(|e| Error::io("lock", path, e))?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = r#"{
+  "my-bot": {
+    "command": "python3 bot.py",
+    "duration_min": 480,
+    "auto_restart": true,
+    "max_restarts": 5,
+    "restart_cooldown": 30
+  }
+}"#;
+
+    fn workspace() -> (tempfile::TempDir, Workspace) {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::at(dir.path()).unwrap();
+        (dir, ws)
+    }
+
+    #[test]
+    fn names_are_validated() {
+        for good in ["a", "my-bot", "A.b_c-9", "0", &"x".repeat(64)] {
+            assert!(validate_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "../evil",
+            "a b",
+            "a/b",
+            ".hidden",
+            "-x",
+            "_x",
+            &"x".repeat(65),
+            "é",
+            "a\nb",
+        ] {
+            assert!(
+                matches!(validate_name(bad), Err(Error::InvalidName { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn seed_registry_loads_with_defaults() {
+        let reg = Registry::parse("r.json".into(), SEED).unwrap();
+        let e = reg.require("my-bot").unwrap();
+        assert_eq!(e.command, "python3 bot.py");
+        assert_eq!(e.duration_min, 480.0);
+        assert_eq!(e.max_restarts, 5);
+        assert_eq!(e.restart_cooldown, 30.0);
+        assert_eq!(e.stop_signal_name(), "TERM");
+        assert_eq!(e.stop_timeout(), Duration::from_secs(10));
+        assert_eq!(e.log_keep(), 3);
+        let minimal = Registry::parse("r.json".into(), r#"{"x":{"command":"sleep 1"}}"#).unwrap();
+        let e = minimal.require("x").unwrap();
+        assert!(e.auto_restart);
+        assert_eq!(e.duration_min, 0.0);
+    }
+
+    #[test]
+    fn round_trip_keeps_seed_bytes_and_unknown_fields() {
+        let reg = Registry::parse("r.json".into(), SEED).unwrap();
+        let mut reg2 = reg.clone();
+        let e = reg.require("my-bot").unwrap();
+        reg2.insert("my-bot", &e).unwrap();
+        assert_eq!(
+            String::from_utf8(reg2.to_bytes()).unwrap().trim(),
+            SEED.trim()
+        );
+
+        let text = r#"{"a":{"command":"x","owner":"ops","nested":{"k":[1,2]}}}"#;
+        let reg = Registry::parse("r.json".into(), text).unwrap();
+        let e = reg.require("a").unwrap();
+        assert_eq!(e.extra["owner"], "ops");
+        let mut reg2 = reg.clone();
+        reg2.insert("a", &e).unwrap();
+        let back: Value = serde_json::from_slice(&reg2.to_bytes()).unwrap();
+        assert_eq!(back["a"]["owner"], "ops");
+        assert_eq!(back["a"]["nested"]["k"][1], 2);
+    }
+
+    #[test]
+    fn fractional_duration_is_kept() {
+        let mut reg = Registry::parse("r.json".into(), "").unwrap();
+        let mut e = Entry::new("sleep 5".into());
+        e.duration_min = 0.05;
+        reg.insert("f", &e).unwrap();
+        let back = Registry::parse(
+            "r.json".into(),
+            std::str::from_utf8(&reg.to_bytes()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(back.require("f").unwrap().duration_min, 0.05);
+    }
+
+    #[test]
+    fn corrupt_registry_names_line_and_column() {
+        let err =
+            Registry::parse("/w/r.json".into(), "{\n  \"a\": {\n    \"command\": ").unwrap_err();
+        match err {
+            Error::RegistryCorrupt { line, column, .. } => {
+                assert_eq!(line, 3);
+                assert!(column > 0);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            Registry::parse("r".into(), "[1,2]"),
+            Err(Error::RegistryCorrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn entry_validation() {
+        let ok = Entry::new("sleep 1".into());
+        assert!(ok.validate().is_ok());
+        let mut e = ok.clone();
+        e.command = "  ".into();
+        assert!(e.validate().is_err());
+        let mut e = ok.clone();
+        e.duration_min = -1.0;
+        assert!(e.validate().is_err());
+        let mut e = ok.clone();
+        e.restart_cooldown = f64::NAN;
+        assert!(e.validate().is_err());
+        let mut e = ok.clone();
+        e.stop_signal = Some("NOPE".into());
+        assert!(e.validate().is_err());
+        let mut e = ok.clone();
+        e.stop_signal = Some("SIGINT".into());
+        assert!(e.validate().is_ok());
+        let mut e = ok.clone();
+        e.cwd = Some("/definitely/not/here".into());
+        assert!(e.validate().is_err());
+        assert!(parse_env_pair("A=b=c").unwrap() == ("A".into(), "b=c".into()));
+        assert!(parse_env_pair("novalue").is_err());
+        assert!(parse_env_pair("1A=x").is_err());
+    }
+
+    #[test]
+    fn update_writes_and_interrupted_update_keeps_old_registry() {
+        let (_dir, ws) = workspace();
+        Registry::update(&ws, |r| r.insert("a", &Entry::new("sleep 1".into()))).unwrap();
+        let before = fs::read(ws.registry_path()).unwrap();
+        let err = Registry::update_with(
+            &ws,
+            |r| r.insert("b", &Entry::new("sleep 2".into())),
+            |_| Err(io::Error::other("disk gone")),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("disk gone"));
+        assert_eq!(fs::read(ws.registry_path()).unwrap(), before);
+        assert!(Registry::load(&ws).unwrap().contains("a"));
+    }
+
+    #[test]
+    fn corrupt_registry_is_never_rewritten() {
+        let (_dir, ws) = workspace();
+        fs::write(ws.registry_path(), "{\"a\": {").unwrap();
+        let err = Registry::update(&ws, |r| r.insert("b", &Entry::new("x".into()))).unwrap_err();
+        assert!(matches!(err, Error::RegistryCorrupt { .. }));
+        assert_eq!(fs::read(ws.registry_path()).unwrap(), b"{\"a\": {");
+    }
+}

@@ -1,0 +1,235 @@
+//! Runtime state of one process, `run/<name>.json`, and what it means now.
+//!
+//! While a supervisor lives it is the only writer of its state file (it holds
+//! the liveness lock `run/<name>.sup`); the CLI writes the file only under the
+//! per-name lock `run/<name>.lock` and only when no supervisor lives. Every
+//! write is an atomic rename, so a reader never sees half a file.
+
+use std::fs;
+use std::io;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::fsutil::{self, Durability};
+use crate::proc;
+use crate::registry::lock_exclusive;
+use crate::workspace::Workspace;
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Desired {
+    #[default]
+    Running,
+    Stopped,
+}
+
+/// What the supervisor last recorded.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    #[default]
+    Running,
+    Backoff,
+    Stopped,
+    Completed,
+    Exited,
+    Failed,
+}
+
+/// The state a person or program sees: the phase, read against what is alive now.
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Shown {
+    Running,
+    Backoff,
+    Stopped,
+    Completed,
+    Exited,
+    Failed,
+    Dead,
+    NeverStarted,
+}
+
+impl Shown {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shown::Running => "running",
+            Shown::Backoff => "backoff",
+            Shown::Stopped => "stopped",
+            Shown::Completed => "completed",
+            Shown::Exited => "exited",
+            Shown::Failed => "failed",
+            Shown::Dead => "dead",
+            Shown::NeverStarted => "never-started",
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ExitRecord {
+    pub code: Option<i32>,
+    /// Signal name without `SIG`, e.g. `KILL`.
+    pub signal: Option<String>,
+    pub at: String,
+    pub uptime_s: f64,
+}
+
+impl ExitRecord {
+    pub fn describe(&self) -> String {
+        match (&self.signal, self.code) {
+            (Some(sig), _) => format!("signal {sig}"),
+            (None, Some(code)) => format!("code {code}"),
+            (None, None) => "unknown status".to_string(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct RunState {
+    pub desired: Desired,
+    pub phase: Phase,
+    #[serde(default)]
+    pub boot_id: String,
+    /// The command (leader of its own process group).
+    #[serde(default)]
+    pub pid: Option<i32>,
+    #[serde(default)]
+    pub pid_start: Option<u64>,
+    #[serde(default)]
+    pub supervisor_pid: Option<i32>,
+    #[serde(default)]
+    pub supervisor_start: Option<u64>,
+    /// When the current command started.
+    #[serde(default)]
+    pub started_at: Option<String>,
+    /// Restarts since the last start by the user.
+    #[serde(default)]
+    pub restarts: u32,
+    #[serde(default)]
+    pub quick_crashes: u32,
+    #[serde(default)]
+    pub last_exit: Option<ExitRecord>,
+    #[serde(default)]
+    pub next_start_at: Option<String>,
+    #[serde(default)]
+    pub failed_at: Option<String>,
+    #[serde(default)]
+    pub stopped_by: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Written when the state last changed.
+    #[serde(default)]
+    pub updated_at: Option<String>,
+}
+
+impl RunState {
+    pub fn load(ws: &Workspace, name: &str) -> Result<Option<RunState>> {
+        let path = ws.run_file(name, ".json");
+        match fs::read(&path) {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("read", &path, e)),
+        }
+    }
+
+    pub fn save(&mut self, ws: &Workspace, name: &str) -> io::Result<()> {
+        self.updated_at = Some(fsutil::now_rfc3339());
+        let bytes = serde_json::to_vec(self).map_err(io::Error::other)?;
+        fsutil::write_atomic(
+            &ws.run_file(name, ".json"),
+            &bytes,
+            0o600,
+            Durability::Renamed,
+        )
+    }
+
+    /// Whether the recorded command is alive and is the one recorded.
+    pub fn command_alive(&self) -> bool {
+        match (self.pid, self.pid_start) {
+            (Some(pid), Some(start)) => proc::is_ours_alive(pid, start, &self.boot_id),
+            _ => false,
+        }
+    }
+
+    pub fn uptime_s(&self) -> Option<f64> {
+        self.started_at.as_deref().and_then(fsutil::seconds_since)
+    }
+}
+
+/// Whether a supervisor for `name` is alive (it holds `run/<name>.sup`).
+pub fn supervisor_alive(ws: &Workspace, name: &str) -> bool {
+    proc::lock_is_held(&ws.run_file(name, ".sup"))
+}
+
+/// Serialises decisions about one process (start, stop, revive) between
+/// commands and concurrent healthchecks.
+pub fn lock_name(ws: &Workspace, name: &str) -> Result<fs::File> {
+    ws.ensure_dirs()?;
+    lock_exclusive(&ws.run_file(name, ".lock"))
+}
+
+/// The state and what it means now.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub shown: Shown,
+    pub state: Option<RunState>,
+    pub supervisor_alive: bool,
+    pub command_alive: bool,
+}
+
+impl Observed {
+    pub fn pid(&self) -> Option<i32> {
+        if self.command_alive {
+            self.state.as_ref().and_then(|s| s.pid)
+        } else {
+            None
+        }
+    }
+    pub fn desired(&self) -> Desired {
+        self.state
+            .as_ref()
+            .map(|s| s.desired)
+            .unwrap_or(Desired::Stopped)
+    }
+}
+
+pub fn observe(ws: &Workspace, name: &str) -> Result<Observed> {
+    let state = RunState::load(ws, name)?;
+    Ok(observe_state(ws, name, state))
+}
+
+pub fn observe_state(ws: &Workspace, name: &str, state: Option<RunState>) -> Observed {
+    let Some(st) = state else {
+        return Observed {
+            shown: Shown::NeverStarted,
+            state: None,
+            supervisor_alive: false,
+            command_alive: false,
+        };
+    };
+    let same_boot = st.boot_id == proc::boot_id();
+    let supervisor_alive = same_boot && supervisor_alive(ws, name);
+    let command_alive = same_boot && st.command_alive();
+    let shown = match st.phase {
+        Phase::Stopped => Shown::Stopped,
+        Phase::Completed => Shown::Completed,
+        Phase::Exited => Shown::Exited,
+        Phase::Failed => Shown::Failed,
+        Phase::Running | Phase::Backoff if !supervisor_alive => {
+            if st.desired == Desired::Running {
+                Shown::Dead
+            } else {
+                Shown::Stopped
+            }
+        }
+        Phase::Running => Shown::Running,
+        Phase::Backoff => Shown::Backoff,
+    };
+    Observed {
+        shown,
+        state: Some(st),
+        supervisor_alive,
+        command_alive,
+    }
+}

@@ -1,0 +1,212 @@
+//! The harness every integration test uses: a temp workspace with its own
+//! `PROCESS_GUARDIAN_WORKSPACE` and `PROCESS_GUARDIAN_ALERT_DIR`, a runner for
+//! the real binary, `wait_until` with a deadline, and, on drop, the kill of
+//! every process the test started (found by pid: supervisors by the
+//! workspace path in their arguments, commands by their working directory).
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_process-guardian");
+
+pub struct Env {
+    _dir: tempfile::TempDir,
+    pub ws: PathBuf,
+    pub alerts: PathBuf,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::Builder::new().prefix("pg-test-").tempdir().expect("tempdir");
+        let ws = dir.path().join("ws");
+        let alerts = dir.path().join("alerts");
+        fs::create_dir_all(&ws).unwrap();
+        fs::create_dir_all(&alerts).unwrap();
+        // Canonical, so it matches what the binary records.
+        let ws = fs::canonicalize(ws).unwrap();
+        let alerts = fs::canonicalize(alerts).unwrap();
+        Env { _dir: dir, ws, alerts }
+    }
+
+    /// A command for the real binary, in this workspace.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .current_dir(&self.ws)
+            .env("PROCESS_GUARDIAN_WORKSPACE", &self.ws)
+            .env("PROCESS_GUARDIAN_ALERT_DIR", &self.alerts)
+            .env_remove("PROCESS_GUARDIAN_ALERT_COMMAND")
+            .env_remove("PROCESS_GUARDIAN_ALERT_COOLDOWN")
+            .env_remove("PROCESS_GUARDIAN_BOOT_ID")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs the binary to completion (at most 60 s).
+    pub fn run(&self, args: &[&str]) -> Output {
+        run_with_deadline(self.cmd(args), Duration::from_secs(60))
+    }
+
+    /// Runs it and insists on exit 0; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {:?}\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn status(&self) -> Vec<Value> {
+        serde_json::from_str(&self.ok(&["status", "--json"])).expect("status --json parses")
+    }
+
+    pub fn status_of(&self, name: &str) -> Value {
+        let mut all: Vec<Value> = serde_json::from_str(&self.ok(&["status", name, "--json"])).unwrap();
+        all.remove(0)
+    }
+
+    pub fn pid_of(&self, name: &str) -> Option<i32> {
+        self.status_of(name)["pid"].as_i64().map(|p| p as i32)
+    }
+
+    pub fn state_file(&self, name: &str) -> Value {
+        let p = self.ws.join(format!(".process-guardian/run/{name}.json"));
+        serde_json::from_slice(&fs::read(p).unwrap()).unwrap()
+    }
+
+    pub fn registry_path(&self) -> PathBuf {
+        self.ws.join(".process-registry.json")
+    }
+
+    pub fn log_path(&self, name: &str) -> PathBuf {
+        self.ws.join(format!(".process-guardian/logs/{name}.log"))
+    }
+
+    pub fn alerts(&self) -> Vec<Value> {
+        fs::read_to_string(self.ws.join(".process-guardian/alerts.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("alert line parses"))
+            .collect()
+    }
+
+    pub fn alerts_of_kind(&self, kind: &str) -> Vec<Value> {
+        self.alerts().into_iter().filter(|a| a["kind"] == kind).collect()
+    }
+
+    pub fn supervisor_pid(&self, name: &str) -> i32 {
+        self.state_file(name)["supervisor_pid"].as_i64().unwrap() as i32
+    }
+
+    /// Every live process this test started: supervisors (their arguments
+    /// name the workspace) and anything running in the workspace directory.
+    pub fn our_processes(&self) -> Vec<i32> {
+        let ws = self.ws.to_string_lossy().into_owned();
+        let mut found = vec![];
+        for e in fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+            if pid == std::process::id() as i32 || !alive(pid) {
+                continue;
+            }
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let cwd = fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
+            if (args.contains(" supervise ") && args.contains(&ws)) || cwd.starts_with(&self.ws) {
+                found.push(pid);
+            }
+        }
+        found
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for _ in 0..3 {
+            let pids = self.our_processes();
+            if pids.is_empty() {
+                return;
+            }
+            for pid in pids {
+                // SAFETY-free: plain kill by the exact pid we found.
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+pub fn run_with_deadline(mut cmd: Command, limit: Duration) -> Output {
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("command did not finish within {limit:?}");
+        }
+    }
+}
+
+/// Polls `cond` every 10 ms until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Alive and not a zombie.
+pub fn alive(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => {
+            let state = s.rsplit_once(')').and_then(|(_, r)| r.trim_start().chars().next());
+            !matches!(state, Some('Z') | Some('X') | None)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Fields of /proc/<pid>/stat after the name: (state, ppid, pgid, session).
+pub fn stat(pid: i32) -> Option<(char, i32, i32, i32)> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = s.rsplit_once(')')?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some((f[0].chars().next()?, f[1].parse().ok()?, f[2].parse().ok()?, f[3].parse().ok()?))
+}
+
+pub fn kill(pid: i32, sig: &str) {
+    let st = Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status().unwrap();
+    assert!(st.success(), "kill -{sig} {pid}");
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn read(p: &Path) -> String {
+    fs::read_to_string(p).unwrap_or_default()
+}
