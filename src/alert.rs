@@ -208,7 +208,9 @@ fn write_flag(alert: &Alert) -> io::Result<()> {
 fn start_hook(ws: &Workspace, alert: &Alert, cmd: &str, json: &str) -> io::Result<Child> {
     use std::os::unix::process::CommandExt;
     let out = logs::open_append(&ws.log_path(&alert.name))?;
-    let mut child = Command::new("/bin/sh")
+    let mut hook = Command::new("/bin/sh");
+    crate::proc::unblock_signals_in_child(&mut hook);
+    let mut child = hook
         .arg("-c")
         .arg(cmd)
         .env("PG_ALERT_NAME", &alert.name)

@@ -73,6 +73,11 @@ pub fn rotate(path: &Path, keep: u32) -> io::Result<()> {
 
 /// The last `n` lines of a file (fewer if it has fewer).
 pub fn tail(path: &Path, n: usize) -> io::Result<Vec<String>> {
+    tail_with_end(path, n).map(|(lines, _)| lines)
+}
+
+/// `tail`, and the offset it read up to (where following goes on).
+fn tail_with_end(path: &Path, n: usize) -> io::Result<(Vec<String>, u64)> {
     let mut f = File::open(path)?;
     let len = f.metadata()?.len();
     let mut chunk = 8192u64;
@@ -89,7 +94,8 @@ pub fn tail(path: &Path, n: usize) -> io::Result<Vec<String>> {
                 lines.remove(0);
             }
             let skip = lines.len().saturating_sub(n);
-            return Ok(lines[skip..].iter().map(|l| l.to_string()).collect());
+            let end = start + buf.len() as u64;
+            return Ok((lines[skip..].iter().map(|l| l.to_string()).collect(), end));
         }
         chunk *= 4;
     }
@@ -99,7 +105,8 @@ pub fn tail(path: &Path, n: usize) -> io::Result<Vec<String>> {
 /// across rotations: when the file shrinks, the rest of what we had not
 /// read is taken from `.1` and reading goes on from the start.
 pub fn print(path: &Path, n: usize, follow: bool, out: &mut impl Write) -> io::Result<()> {
-    for line in tail(path, n)? {
+    let (lines, mut pos) = tail_with_end(path, n)?;
+    for line in lines {
         writeln!(out, "{line}")?;
     }
     out.flush()?;
@@ -107,7 +114,6 @@ pub fn print(path: &Path, n: usize, follow: bool, out: &mut impl Write) -> io::R
         return Ok(());
     }
     let mut f = File::open(path)?;
-    let mut pos = f.seek(SeekFrom::End(0))?;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let len = match fs::metadata(path) {

@@ -177,6 +177,25 @@ pub fn kill_group(pgid: i32, sig: Signal) -> io::Result<bool> {
     }
 }
 
+/// Makes a command start with no signal blocked. The supervisor blocks the
+/// signals it reads through its signalfd, and a blocked mask survives exec:
+/// without this, the command could never be stopped with SIGTERM.
+pub fn unblock_signals_in_child(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and calls only
+    // sigemptyset and sigprocmask, both async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            if libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Makes the calling process a child subreaper: orphans of its descendants
 /// become its children, so it reaps them at once.
 pub fn become_subreaper() -> io::Result<()> {

@@ -803,6 +803,7 @@ fn build_command(ws: &Workspace, name: &str, entry: &Entry) -> Command {
                 .clone()
                 .unwrap_or_else(|| ws.root().display().to_string()),
         );
+    proc::unblock_signals_in_child(&mut cmd);
     cmd
 }
 

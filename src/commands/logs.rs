@@ -5,7 +5,7 @@ use crate::logs;
 use crate::registry::Registry;
 use crate::workspace::Workspace;
 
-pub fn run(ws: &Workspace, name: &str, lines: usize, follow: bool) -> Result<i32> {
+pub fn run(ws: &Workspace, name: &str, mut lines: usize, follow: bool) -> Result<i32> {
     let path = ws.log_path(name);
     if !Registry::load(ws)?.contains(name) && !path.exists() {
         Registry::load(ws)?.require(name)?;
@@ -15,7 +15,15 @@ pub fn run(ws: &Workspace, name: &str, lines: usize, follow: bool) -> Result<i32
             "process-guardian: {name} has no log yet (it was never started): {}",
             path.display()
         );
-        return Ok(0);
+        if !follow {
+            return Ok(0);
+        }
+        // Like `tail -F`: wait for it to appear.
+        while !path.exists() {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        // All of it is new to the reader.
+        lines = usize::MAX;
     }
     let stdout = std::io::stdout();
     match logs::print(&path, lines, follow, &mut stdout.lock()) {
