@@ -66,6 +66,8 @@ if ! command -v crontab >/dev/null 2>&1; then
 fi
 
 echo "building and installing process-guardian to $(dirname "$bin") ..."
+# From the repository, so that its .cargo/config.toml (a static build) applies.
+cd "$repo"
 if [ -n "$prefix" ]; then
     cargo install --quiet --locked --path "$repo" --root "$prefix"
 else

@@ -13,11 +13,16 @@ bin="${PROCESS_GUARDIAN_BIN:-}"
 if [ -z "$bin" ]; then
     if command -v process-guardian >/dev/null 2>&1; then
         bin="$(command -v process-guardian)"
-    elif [ -x "$here/target/release/process-guardian" ]; then
-        bin="$here/target/release/process-guardian"
-    elif [ -x "$here/target/debug/process-guardian" ]; then
-        bin="$here/target/debug/process-guardian"
     else
+        for candidate in "$here"/target/*/release/process-guardian "$here"/target/release/process-guardian \
+            "$here"/target/*/debug/process-guardian "$here"/target/debug/process-guardian; do
+            if [ -x "$candidate" ]; then
+                bin="$candidate"
+                break
+            fi
+        done
+    fi
+    if [ -z "$bin" ]; then
         echo "managed-process.sh: process-guardian is not installed; run: bash $here/scripts/install.sh" >&2
         exit 1
     fi

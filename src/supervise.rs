@@ -11,9 +11,7 @@
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigSet, Signal};
@@ -22,7 +20,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use crate::alert::{self, Alert, Kind};
 use crate::cmdline;
 use crate::fsutil;
-use crate::launch::{Mode, Ready, ready_line};
+use crate::launch::{Mode, Ready, Spawner, ready_line};
 use crate::logs;
 use crate::policy::{self, Decision, Ended, Rules};
 use crate::proc::{self, PidFd};
@@ -125,7 +123,8 @@ struct Supervisor {
     log: File,
     log_path: PathBuf,
     state: RunState,
-    cmd: Command,
+    /// None when the command cannot be prepared (program not found); the reason is kept.
+    spawner: std::result::Result<Spawner, String>,
     child: Option<Running>,
     next_start: Option<Instant>,
     stopping: Option<Stopping>,
@@ -197,7 +196,7 @@ impl Supervisor {
             state.restarts = prev.restarts;
             state.last_exit = prev.last_exit.clone();
         }
-        let cmd = build_command(&ws, &name, &entry);
+        let spawner = build_spawner(&ws, &name, &entry);
         let rules = Rules {
             duration_min: entry.duration_min,
             auto_restart: entry.auto_restart,
@@ -214,7 +213,7 @@ impl Supervisor {
             log,
             log_path,
             state,
-            cmd,
+            spawner,
             child: None,
             next_start: None,
             stopping: None,
@@ -292,17 +291,10 @@ impl Supervisor {
 
     /// Starts the command; on success records its identity (state not yet saved).
     fn spawn(&mut self) -> Result<i32, String> {
-        let out = self
-            .log
-            .try_clone()
-            .map_err(|e| format!("cannot reopen the log: {e}"))?;
-        let err = self
-            .log
-            .try_clone()
-            .map_err(|e| format!("cannot reopen the log: {e}"))?;
-        self.cmd.stdout(out).stderr(err);
-        let child = self.cmd.spawn().map_err(|e| self.describe_spawn_error(e))?;
-        let pid = child.id() as i32;
+        let spawner = self.spawner.as_ref().map_err(Clone::clone)?;
+        let pid = spawner
+            .spawn(self.log.as_raw_fd())
+            .map_err(|e| self.describe_spawn_error(e))?;
         let now = Instant::now();
         self.child = Some(Running {
             pid,
@@ -320,17 +312,14 @@ impl Supervisor {
     }
 
     fn describe_spawn_error(&self, e: std::io::Error) -> String {
-        let program = cmdline::argv(&self.entry.command)
-            .into_iter()
-            .next()
+        let program = self
+            .spawner
+            .as_ref()
+            .map(|s| s.program().to_string())
             .unwrap_or_default();
-        let cwd = self
-            .entry
-            .cwd
-            .clone()
-            .unwrap_or_else(|| self.ws.root().display().to_string());
-        if !std::path::Path::new(&cwd).is_dir() {
-            return format!("working directory {cwd} not found");
+        let cwd = self.cwd();
+        if !cwd.is_dir() {
+            return format!("working directory {} not found", cwd.display());
         }
         match e.kind() {
             std::io::ErrorKind::NotFound => format!("program not found: {program}"),
@@ -339,6 +328,10 @@ impl Supervisor {
             }
             _ => format!("cannot run {program}: {e}"),
         }
+    }
+
+    fn cwd(&self) -> PathBuf {
+        command_cwd(&self.ws, &self.entry)
     }
 
     fn run(&mut self) -> i32 {
@@ -787,24 +780,34 @@ impl Supervisor {
     }
 }
 
-/// The command as the supervisor runs it: own process group, stdin from
-/// /dev/null, in its cwd with its env. Built once, spawned on every restart.
-fn build_command(ws: &Workspace, name: &str, entry: &Entry) -> Command {
-    let argv = cmdline::argv(&entry.command);
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..])
-        .envs(&entry.env)
-        .env("PROCESS_GUARDIAN_NAME", name)
-        .stdin(Stdio::null())
-        .process_group(0)
-        .current_dir(
-            entry
-                .cwd
-                .clone()
-                .unwrap_or_else(|| ws.root().display().to_string()),
-        );
-    proc::unblock_signals_in_child(&mut cmd);
-    cmd
+fn command_cwd(ws: &Workspace, entry: &Entry) -> PathBuf {
+    entry
+        .cwd
+        .as_ref()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| ws.root().to_path_buf())
+}
+
+/// The command as the supervisor runs it: its argv (under `sh -c` when it
+/// uses shell syntax), in its cwd, with the caller's environment plus its
+/// own. Prepared once, spawned on every restart.
+fn build_spawner(ws: &Workspace, name: &str, entry: &Entry) -> Result<Spawner, String> {
+    let cwd = command_cwd(ws, entry);
+    if !cwd.is_dir() {
+        return Err(format!("working directory {} not found", cwd.display()));
+    }
+    let mut env: std::collections::BTreeMap<String, String> = std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    env.extend(entry.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.insert("PROCESS_GUARDIAN_NAME".into(), name.to_string());
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    Spawner::new(&cmdline::argv(&entry.command), &env, &cwd)
 }
 
 /// stdout and stderr to the log (a panic lands there), stdin from /dev/null.

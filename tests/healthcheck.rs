@@ -24,7 +24,8 @@ fn healthcheck_json(env: &Env, extra_env: &[(&str, &str)]) -> (i32, Value) {
         c.env(k, v);
     }
     let out = run_with_deadline(c, Duration::from_secs(60));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("healthcheck --json: {e}: {}", stdout(&out)));
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("healthcheck --json: {e}: {}", stdout(&out)));
     (out.status.code().unwrap(), v)
 }
 
@@ -44,12 +45,21 @@ fn a_lost_supervisor_is_replaced_and_the_command_adopted() {
     let new_sup = env.supervisor_pid("bot");
     assert_ne!(new_sup, sup);
     assert!(alive(new_sup));
-    assert_eq!(env.pid_of("bot"), Some(cmd), "the same command keeps running");
+    assert_eq!(
+        env.pid_of("bot"),
+        Some(cmd),
+        "the same command keeps running"
+    );
     assert_eq!(env.alerts_of_kind("supervisor-lost").len(), 1);
     // The new supervisor watches it: a kill -9 is restarted without another healthcheck.
     std::thread::sleep(Duration::from_millis(300));
     kill(cmd, "KILL");
-    assert!(wait_until(Duration::from_secs(1), || env.pid_of("bot").is_some_and(|p| p != cmd)), "not restarted within 1 s");
+    assert!(
+        wait_until(Duration::from_secs(1), || env
+            .pid_of("bot")
+            .is_some_and(|p| p != cmd)),
+        "not restarted within 1 s"
+    );
     // And it stops it.
     env.ok(&["stop", "bot"]);
     assert!(env.our_processes().is_empty());
@@ -85,7 +95,13 @@ fn a_dead_process_is_revived_and_flagged() {
 #[test]
 fn a_second_death_within_the_cooldown_is_recorded_but_not_flagged_again() {
     let env = Env::new();
-    env.ok(&["register", "flappy", "sleep 1000", "--restart-cooldown", "0.2"]);
+    env.ok(&[
+        "register",
+        "flappy",
+        "sleep 1000",
+        "--restart-cooldown",
+        "0.2",
+    ]);
     env.ok(&["start", "flappy"]);
     std::thread::sleep(Duration::from_millis(300));
     let first = env.pid_of("flappy").unwrap();
@@ -94,17 +110,28 @@ fn a_second_death_within_the_cooldown_is_recorded_but_not_flagged_again() {
     assert!(wait_until(Duration::from_secs(2), || flag.exists()));
     // The agent reads and clears the flag.
     fs::remove_file(&flag).unwrap();
-    assert!(wait_until(Duration::from_secs(2), || env.pid_of("flappy").is_some_and(|p| p != first)));
+    assert!(wait_until(Duration::from_secs(2), || env
+        .pid_of("flappy")
+        .is_some_and(|p| p != first)));
     std::thread::sleep(Duration::from_millis(300));
     let second = env.pid_of("flappy").unwrap();
     kill(second, "KILL");
-    assert!(wait_until(Duration::from_secs(2), || env.alerts_of_kind("died").len() == 2));
+    assert!(wait_until(Duration::from_secs(2), || env
+        .alerts_of_kind("died")
+        .len()
+        == 2));
     std::thread::sleep(Duration::from_millis(200));
     assert!(!flag.exists(), "flag raised again within the cooldown");
 
     // With the cooldown at zero, every death raises it.
     let env2 = Env::new();
-    let mut c = env2.cmd(&["register", "flappy", "sleep 1000", "--restart-cooldown", "0.2"]);
+    let mut c = env2.cmd(&[
+        "register",
+        "flappy",
+        "sleep 1000",
+        "--restart-cooldown",
+        "0.2",
+    ]);
     c.env("PROCESS_GUARDIAN_ALERT_COOLDOWN", "0");
     assert!(c.status().unwrap().success());
     let mut c = env2.cmd(&["start", "flappy"]);
@@ -115,7 +142,10 @@ fn a_second_death_within_the_cooldown_is_recorded_but_not_flagged_again() {
         std::thread::sleep(Duration::from_millis(300));
         let _ = fs::remove_file(&flag2);
         kill(env2.pid_of("flappy").unwrap(), "KILL");
-        assert!(wait_until(Duration::from_secs(2), || flag2.exists()), "cooldown 0 must flag every death");
+        assert!(
+            wait_until(Duration::from_secs(2), || flag2.exists()),
+            "cooldown 0 must flag every death"
+        );
     }
 }
 
@@ -129,11 +159,18 @@ fn a_planted_symlink_is_replaced_not_followed() {
     env.ok(&["register", "x", "sleep 1000", "--restart-cooldown", "0"]);
     env.ok(&["start", "x"]);
     kill(env.pid_of("x").unwrap(), "KILL");
-    assert!(wait_until(Duration::from_secs(2), || !env.alerts_of_kind("died").is_empty()));
+    assert!(wait_until(Duration::from_secs(2), || !env
+        .alerts_of_kind("died")
+        .is_empty()));
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(fs::read_to_string(&victim).unwrap(), "do not touch");
     let text = env.alerts.join("process_monitor_alert.txt");
-    assert!(!fs::symlink_metadata(&text).unwrap().file_type().is_symlink());
+    assert!(
+        !fs::symlink_metadata(&text)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert!(read(&text).contains("[died] x"));
 }
 
@@ -150,7 +187,8 @@ fn concurrent_healthchecks_start_exactly_one_copy() {
     let children: Vec<_> = (0..20)
         .map(|_| {
             let mut c = env.cmd(&["healthcheck"]);
-            c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+            c.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
             c.spawn().unwrap()
         })
         .collect();
@@ -164,7 +202,11 @@ fn concurrent_healthchecks_start_exactly_one_copy() {
         assert_eq!(copies, 1, "p{i} runs {copies} times");
         assert_eq!(env.status_of(&format!("p{i}"))["state"], "running");
     }
-    assert_eq!(env.alerts_of_kind("died").len(), 10, "one revival alert each");
+    assert_eq!(
+        env.alerts_of_kind("died").len(),
+        10,
+        "one revival alert each"
+    );
 }
 
 fn count_commands(env: &Env, cmdline: &str) -> usize {
@@ -187,14 +229,24 @@ fn a_new_boot_restarts_what_should_run() {
     env.ok(&["start", "batch"]);
     env.ok(&["start", "off"]);
     env.ok(&["stop", "off"]);
-    assert!(wait_until(Duration::from_secs(3), || env.status_of("batch")["state"] == "completed"));
+    assert!(wait_until(Duration::from_secs(3), || env
+        .status_of("batch")["state"]
+        == "completed"));
     kill_all_of(&env, "web");
     // The machine "rebooted": the boot id changed (test-only override).
     let boot = [("PROCESS_GUARDIAN_BOOT_ID", "simulated-next-boot")];
     let (code, report) = healthcheck_json(&env, &boot);
     assert_eq!(code, 1);
-    let acted: Vec<&str> = report["actions"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
-    assert!(acted.contains(&"web") && acted.contains(&"batch"), "{report}");
+    let acted: Vec<&str> = report["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        acted.contains(&"web") && acted.contains(&"batch"),
+        "{report}"
+    );
     assert!(!acted.contains(&"off"), "a stopped process stays stopped");
     let procs = report["processes"].as_array().unwrap();
     let state = |n: &str| procs.iter().find(|p| p["name"] == n).unwrap()["state"].clone();
@@ -206,31 +258,70 @@ fn a_new_boot_restarts_what_should_run() {
 fn alert_hook_gets_the_json_and_a_failing_hook_is_logged() {
     let env = Env::new();
     let got = env.ws.join("hook-got.json");
-    let hook = format!("cat > '{}'; echo \"$PG_ALERT_NAME/$PG_ALERT_KIND\" >> '{}'", got.display(), got.display());
-    env.ok(&["register", "hooked", "sleep 1000", "--restart-cooldown", "0", "--alert-command", &hook]);
+    let hook = format!(
+        "cat > '{}'; echo \"$PG_ALERT_NAME/$PG_ALERT_KIND\" >> '{}'",
+        got.display(),
+        got.display()
+    );
+    env.ok(&[
+        "register",
+        "hooked",
+        "sleep 1000",
+        "--restart-cooldown",
+        "0",
+        "--alert-command",
+        &hook,
+    ]);
     env.ok(&["start", "hooked"]);
     kill(env.pid_of("hooked").unwrap(), "KILL");
-    assert!(wait_until(Duration::from_secs(3), || read(&got).contains("hooked/died")));
+    assert!(wait_until(Duration::from_secs(3), || read(&got)
+        .contains("hooked/died")));
     let text = read(&got);
     let alert: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(alert["kind"], "died");
     assert_eq!(alert["name"], "hooked");
 
-    env.ok(&["register", "badhook", "sleep 1000", "--restart-cooldown", "0", "--alert-command", "exit 7"]);
+    env.ok(&[
+        "register",
+        "badhook",
+        "sleep 1000",
+        "--restart-cooldown",
+        "0",
+        "--alert-command",
+        "exit 7",
+    ]);
     env.ok(&["start", "badhook"]);
     let first = env.pid_of("badhook").unwrap();
     kill(first, "KILL");
-    assert!(wait_until(Duration::from_secs(3), || read(&env.log_path("badhook")).contains("alert hook")));
-    assert!(env.pid_of("badhook").is_some_and(|p| p != first), "a failing hook is not fatal");
+    assert!(wait_until(Duration::from_secs(3), || read(
+        &env.log_path("badhook")
+    )
+    .contains("alert hook")));
+    assert!(
+        env.pid_of("badhook").is_some_and(|p| p != first),
+        "a failing hook is not fatal"
+    );
 }
 
 #[test]
 fn a_process_failed_for_an_hour_gets_one_fresh_try() {
     let env = Env::new();
-    env.ok(&["register", "flaky", "false", "--max-restarts", "1", "--restart-cooldown", "5"]);
+    env.ok(&[
+        "register",
+        "flaky",
+        "false",
+        "--max-restarts",
+        "1",
+        "--restart-cooldown",
+        "5",
+    ]);
     env.ok(&["start", "flaky"]);
-    assert!(wait_until(Duration::from_secs(5), || env.status_of("flaky")["state"] == "failed"));
-    assert!(wait_until(Duration::from_secs(3), || env.our_processes().is_empty()));
+    assert!(wait_until(Duration::from_secs(5), || env
+        .status_of("flaky")["state"]
+        == "failed"));
+    assert!(wait_until(Duration::from_secs(3), || env
+        .our_processes()
+        .is_empty()));
     let (code, report) = healthcheck_json(&env, &[]);
     assert_eq!(code, 1, "failed is unhealthy");
     assert_eq!(report["actions"][0]["action"], "failed");
@@ -251,7 +342,9 @@ fn stale_state_is_cleaned_and_old_exits_are_dropped() {
     let env = Env::new();
     env.ok(&["register", "oneshot", "true", "--no-auto-restart"]);
     env.ok(&["start", "oneshot"]);
-    assert!(wait_until(Duration::from_secs(3), || env.status_of("oneshot")["state"] == "exited"));
+    assert!(wait_until(Duration::from_secs(3), || env
+        .status_of("oneshot")["state"]
+        == "exited"));
     let path = env.ws.join(".process-guardian/run/oneshot.json");
     let mut st: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
     st["last_exit"]["at"] = "2000-01-01T00:00:00.000Z".into();
@@ -260,7 +353,13 @@ fn stale_state_is_cleaned_and_old_exits_are_dropped() {
     let (code, report) = healthcheck_json(&env, &[]);
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["actions"][0]["action"], "dropped");
-    assert!(report["removed_state"].as_array().unwrap().iter().any(|n| n == "gone-away"));
+    assert!(
+        report["removed_state"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "gone-away")
+    );
     assert_eq!(env.run(&["status", "oneshot"]).status.code(), Some(3));
     assert!(env.log_path("oneshot").exists(), "its log stays");
 }

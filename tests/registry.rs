@@ -14,7 +14,8 @@ fn sixty_four_concurrent_registers_lose_nothing() {
     let children: Vec<_> = (0..64)
         .map(|i| {
             let mut c = env.cmd(&["register", &format!("p{i}"), &format!("sleep {i}")]);
-            c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+            c.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped());
             c.spawn().unwrap()
         })
         .collect();
@@ -22,7 +23,8 @@ fn sixty_four_concurrent_registers_lose_nothing() {
         let st = c.wait().unwrap();
         assert!(st.success(), "a register failed");
     }
-    let reg: serde_json::Value = serde_json::from_str(&fs::read_to_string(env.registry_path()).unwrap()).unwrap();
+    let reg: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(env.registry_path()).unwrap()).unwrap();
     let map = reg.as_object().unwrap();
     assert_eq!(map.len(), 64);
     for i in 0..64 {
@@ -73,7 +75,8 @@ fn seed_registry_loads_and_shows_every_field() {
 
     // The unknown field survives a register of another name.
     env.ok(&["register", "other", "sleep 5"]);
-    let reg: serde_json::Value = serde_json::from_str(&fs::read_to_string(env.registry_path()).unwrap()).unwrap();
+    let reg: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(env.registry_path()).unwrap()).unwrap();
     assert_eq!(reg["my-bot"]["owner"], "ops-team");
     assert_eq!(reg["my-bot"]["duration_min"], 480);
     assert_eq!(reg["other"]["command"], "sleep 5");
@@ -86,13 +89,26 @@ fn truncated_registry_is_refused_and_left_byte_identical() {
     let full = fs::read(env.registry_path()).unwrap();
     let truncated = &full[..full.len() / 2];
     fs::write(env.registry_path(), truncated).unwrap();
-    for args in [&["register", "b", "sleep 1"][..], &["status"][..], &["status", "--json"][..], &["start", "a"][..], &["healthcheck"][..]] {
+    for args in [
+        &["register", "b", "sleep 1"][..],
+        &["status"][..],
+        &["status", "--json"][..],
+        &["start", "a"][..],
+        &["healthcheck"][..],
+    ] {
         let out = env.run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         let err = stderr(&out);
-        assert!(err.contains(&env.registry_path().display().to_string()), "{err}");
+        assert!(
+            err.contains(&env.registry_path().display().to_string()),
+            "{err}"
+        );
         assert!(err.contains("line "), "{err}");
-        assert_eq!(fs::read(env.registry_path()).unwrap(), truncated, "{args:?} changed the file");
+        assert_eq!(
+            fs::read(env.registry_path()).unwrap(),
+            truncated,
+            "{args:?} changed the file"
+        );
     }
 }
 
@@ -113,7 +129,10 @@ fn bad_names_are_refused_before_anything_is_written() {
     assert!(!env.registry_path().exists());
     assert!(!env.ws.join(".process-guardian").exists());
     let parent = env.ws.parent().unwrap();
-    let mut names: Vec<_> = fs::read_dir(parent).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut names: Vec<_> = fs::read_dir(parent)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     names.sort();
     assert_eq!(names, vec!["alerts", "ws"]);
 }
@@ -126,13 +145,34 @@ fn exit_codes_mean_what_the_help_says() {
     assert_eq!(env.run(&["status", "ghost"]).status.code(), Some(3));
     assert_eq!(env.run(&["deregister", "ghost"]).status.code(), Some(3));
     assert_eq!(env.run(&["no-such-command"]).status.code(), Some(2));
-    assert_eq!(env.run(&["register", "x", "sleep 1", "-5"]).status.code(), Some(2));
+    assert_eq!(
+        env.run(&["register", "x", "sleep 1", "-5"]).status.code(),
+        Some(2)
+    );
     assert_eq!(env.run(&["register", "x", "  "]).status.code(), Some(2));
-    assert_eq!(env.run(&["register", "x", "sleep 1", "--stop-signal", "NOPE"]).status.code(), Some(2));
-    assert_eq!(env.run(&["register", "x", "sleep 1", "--cwd", "/no/such/dir"]).status.code(), Some(2));
-    assert_eq!(env.run(&["register", "x", "sleep 1", "--env", "NOEQUALS"]).status.code(), Some(2));
+    assert_eq!(
+        env.run(&["register", "x", "sleep 1", "--stop-signal", "NOPE"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        env.run(&["register", "x", "sleep 1", "--cwd", "/no/such/dir"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        env.run(&["register", "x", "sleep 1", "--env", "NOEQUALS"])
+            .status
+            .code(),
+        Some(2)
+    );
     let help = stdout(&env.run(&["--help"]));
-    assert!(help.contains("Exit codes:") && help.contains("3  no process"), "{help}");
+    assert!(
+        help.contains("Exit codes:") && help.contains("3  no process"),
+        "{help}"
+    );
 }
 
 #[test]
@@ -140,9 +180,18 @@ fn register_again_updates_and_says_so() {
     let env = Env::new();
     let first = env.ok(&["register", "a", "sleep 100"]);
     assert!(first.contains("registered a"), "{first}");
-    let second = env.ok(&["register", "a", "sleep 200", "--env", "K=v", "--max-restarts", "0"]);
+    let second = env.ok(&[
+        "register",
+        "a",
+        "sleep 200",
+        "--env",
+        "K=v",
+        "--max-restarts",
+        "0",
+    ]);
     assert!(second.contains("updated a"), "{second}");
-    let reg: serde_json::Value = serde_json::from_str(&fs::read_to_string(env.registry_path()).unwrap()).unwrap();
+    let reg: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(env.registry_path()).unwrap()).unwrap();
     assert_eq!(reg["a"]["command"], "sleep 200");
     assert_eq!(reg["a"]["env"]["K"], "v");
     assert_eq!(reg["a"]["max_restarts"], 0);
@@ -168,9 +217,22 @@ fn status_table_reads_at_a_glance() {
     env.ok(&["register", "job", "sleep 100", "--no-auto-restart"]);
     let table = env.ok(&["status"]);
     let lines: Vec<&str> = table.lines().collect();
-    assert!(lines[0].starts_with("NAME") && lines[0].contains("STATE") && lines[0].contains("AUTO-RESTART"), "{table}");
-    assert!(lines[1].starts_with("web") && lines[1].contains("never-started") && lines[1].contains("480 min"), "{table}");
-    assert!(lines[2].starts_with("job") && lines[2].ends_with("no"), "{table}");
+    assert!(
+        lines[0].starts_with("NAME")
+            && lines[0].contains("STATE")
+            && lines[0].contains("AUTO-RESTART"),
+        "{table}"
+    );
+    assert!(
+        lines[1].starts_with("web")
+            && lines[1].contains("never-started")
+            && lines[1].contains("480 min"),
+        "{table}"
+    );
+    assert!(
+        lines[2].starts_with("job") && lines[2].ends_with("no"),
+        "{table}"
+    );
     assert!(!table.contains('\x1b'), "no colour off a terminal");
 }
 

@@ -9,19 +9,26 @@ use common::*;
 
 fn shim(env: &Env, args: &[&str]) -> std::process::Output {
     let mut c = Command::new("bash");
-    c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/managed-process.sh"))
-        .args(args)
-        .current_dir(&env.ws)
-        .env("PROCESS_GUARDIAN_BIN", BIN)
-        .env("PROCESS_GUARDIAN_WORKSPACE", &env.ws)
-        .env("PROCESS_GUARDIAN_ALERT_DIR", &env.alerts);
+    c.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/managed-process.sh"
+    ))
+    .args(args)
+    .current_dir(&env.ws)
+    .env("PROCESS_GUARDIAN_BIN", BIN)
+    .env("PROCESS_GUARDIAN_WORKSPACE", &env.ws)
+    .env("PROCESS_GUARDIAN_ALERT_DIR", &env.alerts);
     run_with_deadline(c, Duration::from_secs(60))
 }
 
 #[test]
 fn the_seed_quick_start_works_verbatim_through_the_shim() {
     let env = Env::new();
-    std::fs::write(env.ws.join("bot.py"), "import time\nwhile True:\n    print('tick', flush=True)\n    time.sleep(1)\n").unwrap();
+    std::fs::write(
+        env.ws.join("bot.py"),
+        "import time\nwhile True:\n    print('tick', flush=True)\n    time.sleep(1)\n",
+    )
+    .unwrap();
     let out = shim(&env, &["register", "my-bot", "python3 bot.py", "480"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = shim(&env, &["start", "my-bot"]);
@@ -29,9 +36,22 @@ fn the_seed_quick_start_works_verbatim_through_the_shim() {
     let out = shim(&env, &["status"]);
     assert!(out.status.success());
     let table = stdout(&out);
-    assert!(table.lines().any(|l| l.starts_with("my-bot") && l.contains("running") && l.contains("480 min")), "{table}");
-    assert!(wait_until(Duration::from_secs(5), || read(&env.log_path("my-bot")).contains("tick")));
-    for cmd in [&["restart", "my-bot"][..], &["healthcheck"][..], &["stop", "my-bot"][..], &["deregister", "my-bot"][..]] {
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("my-bot") && l.contains("running") && l.contains("480 min")),
+        "{table}"
+    );
+    assert!(wait_until(Duration::from_secs(5), || read(
+        &env.log_path("my-bot")
+    )
+    .contains("tick")));
+    for cmd in [
+        &["restart", "my-bot"][..],
+        &["healthcheck"][..],
+        &["stop", "my-bot"][..],
+        &["deregister", "my-bot"][..],
+    ] {
         let out = shim(&env, cmd);
         assert!(out.status.success(), "{cmd:?}: {}", stderr(&out));
     }
@@ -49,7 +69,12 @@ fn install_sh_twice_installs_once() {
     let install = || {
         let mut c = Command::new("bash");
         c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install.sh"))
-            .args(["--prefix", prefix.to_str().unwrap(), "--workspace", env.ws.to_str().unwrap()])
+            .args([
+                "--prefix",
+                prefix.to_str().unwrap(),
+                "--workspace",
+                env.ws.to_str().unwrap(),
+            ])
             .env("PROCESS_GUARDIAN_ALERT_DIR", &env.alerts);
         run_with_deadline(c, Duration::from_secs(900))
     };
@@ -61,25 +86,51 @@ fn install_sh_twice_installs_once() {
     let uninstall = {
         let mut c = Command::new("bash");
         c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install.sh"))
-            .args(["--uninstall", "--prefix", prefix.to_str().unwrap(), "--workspace", env.ws.to_str().unwrap()]);
+            .args([
+                "--uninstall",
+                "--prefix",
+                prefix.to_str().unwrap(),
+                "--workspace",
+                env.ws.to_str().unwrap(),
+            ]);
         run_with_deadline(c, Duration::from_secs(60))
     };
     let after = stdout(&Command::new("crontab").arg("-l").output().unwrap());
     // Put the table back as it was before asserting anything.
     if let Some(o) = &original {
-        let mut c = Command::new("crontab").arg("-").stdin(std::process::Stdio::piped()).spawn().unwrap();
+        let mut c = Command::new("crontab")
+            .arg("-")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
         std::io::Write::write_all(c.stdin.as_mut().unwrap(), o.as_bytes()).unwrap();
         drop(c.stdin.take());
         c.wait().unwrap();
     }
-    assert!(first.status.success(), "{}{}", stdout(&first), stderr(&first));
+    assert!(
+        first.status.success(),
+        "{}{}",
+        stdout(&first),
+        stderr(&first)
+    );
     assert!(second.status.success(), "{}", stderr(&second));
-    assert!(stdout(&second).contains("already installed"), "{}", stdout(&second));
+    assert!(
+        stdout(&second).contains("already installed"),
+        "{}",
+        stdout(&second)
+    );
     assert!(prefix.join("bin/process-guardian").exists());
     assert!(env.registry_path().exists());
     let ws = env.ws.display().to_string();
-    assert_eq!(table.lines().filter(|l| l.contains(&ws)).count(), 2, "{table}");
+    assert_eq!(
+        table.lines().filter(|l| l.contains(&ws)).count(),
+        2,
+        "{table}"
+    );
     assert!(uninstall.status.success());
     assert_eq!(after.lines().filter(|l| l.contains(&ws)).count(), 0);
-    assert!(prefix.join("bin/process-guardian").exists(), "--uninstall keeps the binary");
+    assert!(
+        prefix.join("bin/process-guardian").exists(),
+        "--uninstall keeps the binary"
+    );
 }

@@ -29,7 +29,11 @@ fn survives_the_death_of_the_launching_session() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(launcher.stdout.as_mut().unwrap()), &mut line).unwrap();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(launcher.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
     assert_eq!(line.trim(), "started");
     let launcher_pid = launcher.id() as i32;
     let (_, _, launcher_pgid, launcher_sid) = stat(launcher_pid).unwrap();
@@ -39,7 +43,9 @@ fn survives_the_death_of_the_launching_session() {
     assert_ne!(sup_sid, launcher_sid, "the supervisor has its own session");
     assert_ne!(sup_sid, sup, "the supervisor is not a session leader");
     for sig in ["HUP", "TERM", "KILL"] {
-        let _ = std::process::Command::new("kill").args([&format!("-{sig}"), "--", &format!("-{launcher_pgid}")]).status();
+        let _ = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), "--", &format!("-{launcher_pgid}")])
+            .status();
     }
     let _ = launcher.wait();
     std::thread::sleep(Duration::from_millis(300));
@@ -58,38 +64,67 @@ fn kill_nine_of_the_command_is_restarted_within_a_second() {
     std::thread::sleep(Duration::from_millis(700)); // a stable run: longer than the cooldown
     let t = Instant::now();
     kill(old, "KILL");
-    assert!(wait_until(Duration::from_secs(1), pid_changed(&env, "svc", old)), "no new pid within 1 s");
+    assert!(
+        wait_until(Duration::from_secs(1), pid_changed(&env, "svc", old)),
+        "no new pid within 1 s"
+    );
     eprintln!("restart seen after {:?}", t.elapsed());
     let s = env.status_of("svc");
     assert_eq!(s["state"], "running");
     assert_eq!(s["restarts"], 1);
     assert_eq!(s["last_exit"]["signal"], "KILL");
     assert!(s["last_exit"]["code"].is_null());
-    assert!(wait_until(Duration::from_secs(2), || !env.alerts_of_kind("died").is_empty()));
+    assert!(wait_until(Duration::from_secs(2), || !env
+        .alerts_of_kind("died")
+        .is_empty()));
     let died = &env.alerts_of_kind("died")[0];
     assert_eq!(died["name"], "svc");
     assert_eq!(died["pid"], old);
     assert_eq!(died["exit"]["signal"], "KILL");
     let tail = died["log_tail"].as_array().unwrap();
-    assert!(tail.iter().any(|l| l.as_str().unwrap().contains("killed by signal KILL")), "{tail:?}");
+    assert!(
+        tail.iter()
+            .any(|l| l.as_str().unwrap().contains("killed by signal KILL")),
+        "{tail:?}"
+    );
 }
 
 #[test]
 fn crash_loop_gives_up_after_max_restarts() {
     let env = Env::new();
-    env.ok(&["register", "crashy", "false", "--max-restarts", "3", "--restart-cooldown", "2"]);
+    env.ok(&[
+        "register",
+        "crashy",
+        "false",
+        "--max-restarts",
+        "3",
+        "--restart-cooldown",
+        "2",
+    ]);
     let t = Instant::now();
     env.ok(&["start", "crashy"]);
-    assert!(wait_until(Duration::from_secs(15), || env.status_of("crashy")["state"] == "failed"));
+    assert!(wait_until(Duration::from_secs(15), || env
+        .status_of("crashy")["state"]
+        == "failed"));
     let took = t.elapsed().as_secs_f64();
-    assert!((4.0..9.0).contains(&took), "gave up after {took} s, expected about 5 s");
+    assert!(
+        (4.0..9.0).contains(&took),
+        "gave up after {took} s, expected about 5 s"
+    );
     let s = env.status_of("crashy");
     assert_eq!(s["restarts"], 3);
     assert_eq!(s["last_exit"]["code"], 1);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(env.alerts_of_kind("crash-loop").len(), 1);
-    assert_eq!(env.status_of("crashy")["restarts"], 3, "no restart after giving up");
-    assert!(env.our_processes().is_empty(), "the supervisor exits once failed");
+    assert_eq!(
+        env.status_of("crashy")["restarts"],
+        3,
+        "no restart after giving up"
+    );
+    assert!(
+        env.our_processes().is_empty(),
+        "the supervisor exits once failed"
+    );
 }
 
 #[test]
@@ -105,7 +140,9 @@ fn stop_kills_a_group_that_ignores_term() {
     env.ok(&["start", "stubborn"]);
     let leader = env.pid_of("stubborn").unwrap();
     let (_, _, pgid, _) = stat(leader).unwrap();
-    assert!(wait_until(Duration::from_secs(2), || group_members(pgid).len() >= 3));
+    assert!(wait_until(Duration::from_secs(2), || group_members(pgid)
+        .len()
+        >= 3));
     let members = group_members(pgid);
     let out = env.ok(&["stop", "stubborn"]);
     assert!(out.contains("SIGKILL"), "{out}");
@@ -145,7 +182,9 @@ fn finishing_the_duration_completes_and_an_early_exit_restarts() {
     let env = Env::new();
     env.ok(&["register", "job", "sleep 2", "0.03"]);
     env.ok(&["start", "job"]);
-    assert!(wait_until(Duration::from_secs(6), || env.status_of("job")["state"] == "completed"));
+    assert!(wait_until(Duration::from_secs(6), || env.status_of("job")
+        ["state"]
+        == "completed"));
     let s = env.status_of("job");
     assert_eq!(s["restarts"], 0);
     assert_eq!(s["last_exit"]["code"], 0);
@@ -153,9 +192,15 @@ fn finishing_the_duration_completes_and_an_early_exit_restarts() {
 
     env.ok(&["register", "early", "sleep 1", "0.03"]);
     env.ok(&["start", "early"]);
-    assert!(wait_until(Duration::from_secs(6), || env.status_of("early")["restarts"].as_u64() >= Some(1)));
+    assert!(wait_until(Duration::from_secs(6), || env
+        .status_of("early")["restarts"]
+        .as_u64()
+        >= Some(1)));
     assert_ne!(env.status_of("early")["state"], "completed");
-    assert!(!env.alerts_of_kind("died").is_empty(), "an early clean exit is a premature death");
+    assert!(
+        !env.alerts_of_kind("died").is_empty(),
+        "an early clean exit is a premature death"
+    );
 }
 
 #[test]
@@ -164,7 +209,11 @@ fn a_command_that_cannot_start_fails_at_once() {
     env.ok(&["register", "typo", "definitely-not-a-program --flag"]);
     let t = Instant::now();
     let out = env.run(&["start", "typo"]);
-    assert!(t.elapsed() < Duration::from_secs(1), "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        t.elapsed()
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
     let s = env.status_of("typo");
@@ -178,11 +227,21 @@ fn a_command_that_cannot_start_fails_at_once() {
     // A missing working directory is named as such.
     let dir = env.ws.join("gone");
     fs::create_dir(&dir).unwrap();
-    env.ok(&["register", "nodir", "sleep 100", "--cwd", dir.to_str().unwrap()]);
+    env.ok(&[
+        "register",
+        "nodir",
+        "sleep 100",
+        "--cwd",
+        dir.to_str().unwrap(),
+    ]);
     fs::remove_dir(&dir).unwrap();
     let out = env.run(&["start", "nodir"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("working directory"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("working directory"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -224,7 +283,10 @@ fn a_recycled_pid_is_never_ours() {
     env.ok(&["start", "ghost"]);
     env.ok(&["stop", "ghost"]);
     // An unrelated live process, recorded as if it were ours but with another start time.
-    let mut bystander = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("1000")
+        .spawn()
+        .unwrap();
     let pid = bystander.id() as i32;
     let path = env.ws.join(".process-guardian/run/ghost.json");
     let mut st: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
@@ -264,17 +326,27 @@ fn logs_hold_stdout_and_stderr_and_follow_across_rotation() {
     let log = env.log_path("chatty");
     let rotated1 = log.with_extension("log.1");
     let rotated2 = log.with_extension("log.2");
-    assert!(wait_until(Duration::from_secs(15), || rotated2.exists()), "log never rotated twice");
+    assert!(
+        wait_until(Duration::from_secs(15), || rotated2.exists()),
+        "log never rotated twice"
+    );
     let all = format!("{}{}{}", read(&rotated2), read(&rotated1), read(&log));
     assert!(all.contains("to-stdout") || read(&follow_out).contains("to-stdout"));
-    assert!(!log.with_extension("log.3").exists(), "log_keep 2 keeps two rotated files");
+    assert!(
+        !log.with_extension("log.3").exists(),
+        "log_keep 2 keeps two rotated files"
+    );
     std::thread::sleep(Duration::from_millis(300));
     env.ok(&["stop", "chatty"]);
     let _ = follower.kill();
     let _ = follower.wait();
     // The follower saw every numbered line, in order, across the rotations.
     let seen = read(&follow_out);
-    assert!(seen.contains("to-stdout") && seen.contains("to-stderr"), "{}", &seen[..seen.len().min(300)]);
+    assert!(
+        seen.contains("to-stdout") && seen.contains("to-stderr"),
+        "{}",
+        &seen[..seen.len().min(300)]
+    );
     let numbers: Vec<u64> = seen
         .lines()
         .filter_map(|l| l.strip_prefix("line-")?.split('-').next()?.parse().ok())
@@ -289,11 +361,25 @@ fn logs_hold_stdout_and_stderr_and_follow_across_rotation() {
 #[test]
 fn restart_resets_counters_and_run_registers_and_starts() {
     let env = Env::new();
-    env.ok(&["run", "argv-job", "--", "sh", "-c", "echo \"$0 $1\"; sleep 1000", "first arg", "it's"]);
+    env.ok(&[
+        "run",
+        "argv-job",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$0 $1\"; sleep 1000",
+        "first arg",
+        "it's",
+    ]);
     let pid = env.pid_of("argv-job").expect("running");
-    assert!(wait_until(Duration::from_secs(2), || read(&env.log_path("argv-job")).contains("first arg it's")));
+    assert!(wait_until(Duration::from_secs(2), || read(
+        &env.log_path("argv-job")
+    )
+    .contains("first arg it's")));
     kill(pid, "KILL");
-    assert!(wait_until(Duration::from_secs(3), || env.status_of("argv-job")["restarts"] == 1));
+    assert!(wait_until(Duration::from_secs(3), || env
+        .status_of("argv-job")["restarts"]
+        == 1));
     let out = env.ok(&["restart", "argv-job"]);
     assert!(out.contains("started argv-job"), "{out}");
     let s = env.status_of("argv-job");

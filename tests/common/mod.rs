@@ -22,7 +22,10 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
-        let dir = tempfile::Builder::new().prefix("pg-test-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("pg-test-")
+            .tempdir()
+            .expect("tempdir");
         let ws = dir.path().join("ws");
         let alerts = dir.path().join("alerts");
         fs::create_dir_all(&ws).unwrap();
@@ -30,7 +33,11 @@ impl Env {
         // Canonical, so it matches what the binary records.
         let ws = fs::canonicalize(ws).unwrap();
         let alerts = fs::canonicalize(alerts).unwrap();
-        Env { _dir: dir, ws, alerts }
+        Env {
+            _dir: dir,
+            ws,
+            alerts,
+        }
     }
 
     /// A command for the real binary, in this workspace.
@@ -71,7 +78,8 @@ impl Env {
     }
 
     pub fn status_of(&self, name: &str) -> Value {
-        let mut all: Vec<Value> = serde_json::from_str(&self.ok(&["status", name, "--json"])).unwrap();
+        let mut all: Vec<Value> =
+            serde_json::from_str(&self.ok(&["status", name, "--json"])).unwrap();
         all.remove(0)
     }
 
@@ -101,7 +109,10 @@ impl Env {
     }
 
     pub fn alerts_of_kind(&self, kind: &str) -> Vec<Value> {
-        self.alerts().into_iter().filter(|a| a["kind"] == kind).collect()
+        self.alerts()
+            .into_iter()
+            .filter(|a| a["kind"] == kind)
+            .collect()
     }
 
     pub fn supervisor_pid(&self, name: &str) -> i32 {
@@ -114,7 +125,9 @@ impl Env {
         let ws = self.ws.to_string_lossy().into_owned();
         let mut found = vec![];
         for e in fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
             if pid == std::process::id() as i32 || !alive(pid) {
                 continue;
             }
@@ -146,7 +159,11 @@ impl Drop for Env {
 }
 
 pub fn run_with_deadline(mut cmd: Command, limit: Duration) -> Output {
-    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -179,7 +196,9 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 pub fn alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => {
-            let state = s.rsplit_once(')').and_then(|(_, r)| r.trim_start().chars().next());
+            let state = s
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.trim_start().chars().next());
             !matches!(state, Some('Z') | Some('X') | None)
         }
         Err(_) => false,
@@ -191,11 +210,19 @@ pub fn stat(pid: i32) -> Option<(char, i32, i32, i32)> {
     let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (_, rest) = s.rsplit_once(')')?;
     let f: Vec<&str> = rest.split_whitespace().collect();
-    Some((f[0].chars().next()?, f[1].parse().ok()?, f[2].parse().ok()?, f[3].parse().ok()?))
+    Some((
+        f[0].chars().next()?,
+        f[1].parse().ok()?,
+        f[2].parse().ok()?,
+        f[3].parse().ok()?,
+    ))
 }
 
 pub fn kill(pid: i32, sig: &str) {
-    let st = Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status().unwrap();
+    let st = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(st.success(), "kill -{sig} {pid}");
 }
 
