@@ -555,9 +555,18 @@ impl Supervisor {
                 }
                 self.save();
                 if !std::mem::take(&mut self.killed_as_stale) {
+                    let next = match (delay.is_zero(), self.state.pid) {
+                        (true, Some(pid)) => format!("restarted as pid {pid}"),
+                        _ => format!(
+                            "restarting in {:.1} s",
+                            self.next_start.map_or(0.0, |t| t
+                                .saturating_duration_since(Instant::now())
+                                .as_secs_f64())
+                        ),
+                    };
                     self.alert(
                         Kind::Died,
-                        format!("{died}; restarted"),
+                        format!("{died}; {next}"),
                         Some(run.pid),
                         Some(record),
                     );
