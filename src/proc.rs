@@ -196,6 +196,14 @@ pub fn unblock_signals_in_child(cmd: &mut std::process::Command) {
     }
 }
 
+/// Returns freed heap pages to the kernel.
+pub fn release_free_heap() {
+    // SAFETY: malloc_trim only walks glibc's own allocator state.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Makes the calling process a child subreaper: orphans of its descendants
 /// become its children, so it reaps them at once.
 pub fn become_subreaper() -> io::Result<()> {

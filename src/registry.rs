@@ -238,6 +238,32 @@ impl Registry {
         Registry::parse(path, &text)
     }
 
+    /// Only the entry of `name`, the others skipped unparsed: what a
+    /// supervisor needs, without holding a whole registry in memory.
+    pub fn load_one(ws: &Workspace, name: &str) -> Result<Entry> {
+        let path = ws.registry_path();
+        let text = fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+        let mut de = serde_json::Deserializer::from_str(&text);
+        let found =
+            serde::de::DeserializeSeed::deserialize(OneEntry(name), &mut de).map_err(|e| {
+                Error::RegistryCorrupt {
+                    path: path.clone(),
+                    line: e.line(),
+                    column: e.column(),
+                    reason: e
+                        .to_string()
+                        .split(" at line")
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                }
+            })?;
+        found.ok_or_else(|| Error::NoSuchProcess {
+            name: name.to_string(),
+            registry: path,
+        })
+    }
+
     fn parse(path: PathBuf, text: &str) -> Result<Registry> {
         if text.trim().is_empty() {
             return Ok(Registry {
@@ -352,6 +378,40 @@ impl Registry {
     }
 }
 
+/// Deserializes the registry map keeping only one entry.
+struct OneEntry<'a>(&'a str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for OneEntry<'_> {
+    type Value = Option<Entry>;
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for OneEntry<'_> {
+    type Value = Option<Entry>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object mapping names to entries")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == self.0 {
+                found = Some(map.next_value::<Entry>()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
 /// Opens (creating) and exclusively locks a lock file; the lock lasts as long as the returned file.
 pub fn lock_exclusive(path: &Path) -> Result<File> {
     let file = OpenOptions::new()
@@ -447,6 +507,33 @@ mod tests {
         let back: Value = serde_json::from_slice(&reg2.to_bytes()).unwrap();
         assert_eq!(back["a"]["owner"], "ops");
         assert_eq!(back["a"]["nested"]["k"][1], 2);
+    }
+
+    #[test]
+    fn load_one_reads_just_that_entry() {
+        let (_dir, ws) = workspace();
+        fs::write(
+            ws.registry_path(),
+            SEED.replace(
+                "}\n}",
+                "},\n  \"other\": {\"command\": \"x\", \"weird\": [1, {\"a\": null}]}\n}",
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            Registry::load_one(&ws, "my-bot").unwrap().duration_min,
+            480.0
+        );
+        assert_eq!(Registry::load_one(&ws, "other").unwrap().command, "x");
+        assert!(matches!(
+            Registry::load_one(&ws, "nope"),
+            Err(Error::NoSuchProcess { .. })
+        ));
+        fs::write(ws.registry_path(), "{\"a\": ").unwrap();
+        assert!(matches!(
+            Registry::load_one(&ws, "a"),
+            Err(Error::RegistryCorrupt { .. })
+        ));
     }
 
     #[test]

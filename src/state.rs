@@ -126,7 +126,7 @@ pub struct RunState {
 impl RunState {
     pub fn load(ws: &Workspace, name: &str) -> Result<Option<RunState>> {
         let path = ws.run_file(name, ".json");
-        match fs::read(&path) {
+        match fsutil::read_small(&path) {
             Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("read", &path, e)),
@@ -209,8 +209,16 @@ pub fn observe_state(ws: &Workspace, name: &str, state: Option<RunState>) -> Obs
         };
     };
     let same_boot = st.boot_id == proc::boot_id();
-    let supervisor_alive = same_boot && supervisor_alive(ws, name);
-    let command_alive = same_boot && st.command_alive();
+    // Only a process that may be running needs a look at the live system.
+    let may_run = matches!(st.phase, Phase::Running | Phase::Backoff);
+    let supervisor_alive = same_boot && may_run && supervisor_alive(ws, name);
+    // A live supervisor rewrites its state the moment its command changes, so
+    // its record is trusted; without one, the recorded identity is checked.
+    let command_alive = if supervisor_alive && st.phase == Phase::Running {
+        st.pid.is_some()
+    } else {
+        same_boot && st.command_alive()
+    };
     let shown = match st.phase {
         Phase::Stopped => Shown::Stopped,
         Phase::Completed => Shown::Completed,

@@ -159,9 +159,7 @@ impl Supervisor {
             }
             Err(e) => return Err(format!("cannot take the supervisor lock: {e}")),
         };
-        let entry = Registry::load(&ws)
-            .and_then(|r| r.require(&name))
-            .map_err(|e| e.to_string())?;
+        let entry = Registry::load_one(&ws, &name).map_err(|e| e.to_string())?;
         let _ = proc::become_subreaper();
         let mut mask = SigSet::empty();
         for s in [
@@ -228,6 +226,9 @@ impl Supervisor {
             entry,
         };
         let _ = std::fs::remove_file(sup.ws.run_file(&sup.name, ".stop"));
+        // The start-up parsing is done: hand its freed heap back, since a
+        // hundred supervisors would otherwise each keep it for their lifetime.
+        proc::release_free_heap();
 
         if args.mode == Mode::Adopt {
             if let Some(pid) = previous.as_ref().and_then(|p| sup.adopt(p)) {

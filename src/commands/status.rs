@@ -43,12 +43,7 @@ pub fn run(ws: &Workspace, name: Option<&str>, as_json: bool) -> Result<i32> {
         }
         None => registry.names().map(str::to_string).collect(),
     };
-    let mut rows = Vec::with_capacity(names.len());
-    for n in &names {
-        let entry = registry.require(n)?;
-        let seen = state::observe(ws, n)?;
-        rows.push((n.clone(), entry, seen));
-    }
+    let rows = observe_all(ws, &registry, &names)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if as_json {
@@ -72,6 +67,38 @@ pub fn run(ws: &Workspace, name: Option<&str>, as_json: bool) -> Result<i32> {
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     print_table(&mut out, &rows, color);
     Ok(0)
+}
+
+/// Observes every process; a large registry is split across the cores, since
+/// each process costs a few file reads.
+pub fn observe_all(
+    ws: &Workspace,
+    registry: &Registry,
+    names: &[String],
+) -> Result<Vec<(String, Entry, Observed)>> {
+    let one = |n: &String| -> Result<(String, Entry, Observed)> {
+        Ok((n.clone(), registry.require(n)?, state::observe(ws, n)?))
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if names.len() < 64 || threads < 2 {
+        return names.iter().map(one).collect();
+    }
+    let chunk = names.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = names
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().map(one).collect::<Result<Vec<_>>>()))
+            .collect();
+        let mut rows = Vec::with_capacity(names.len());
+        for h in handles {
+            rows.extend(h.join().map_err(|_| {
+                crate::error::Error::Failed("status: a worker thread panicked".into())
+            })??);
+        }
+        Ok(rows)
+    })
 }
 
 fn print_table(out: &mut impl Write, rows: &[(String, Entry, Observed)], color: bool) {

@@ -1,0 +1,761 @@
+#!/usr/bin/env python3
+"""Benchmark: process-guardian beside the supervisors people use instead.
+
+Measures, on one workload (a supervised `sleep`), with min / median / p99 and
+the number of samples:
+
+  restart   kill -9 of a stable command -> its replacement's pid exists
+  start     the start command returns with the command running
+  stop      the stop command returns, for a command that exits on TERM
+  status    status of 1 / 100 / 1000 registered (up to 100 running)
+  health    healthcheck with 1 / 100 / 1000 registered (up to 100 running)
+  memory    RSS and proportional set size of the supervision, per process
+  registry  64 concurrent `register` writers: registrations/s, lost ones
+
+With --peers, the same restart / start / stop / status / memory measures for
+the peers that are installed: supervisord, pm2, runit, s6 (and a bare bash
+`while true` loop, the practical floor of restart latency). It installs
+nothing: see the README for the apt and npm lines.
+
+It reports; it never fails because a machine is slow. Output: a Markdown
+table on stdout, a JSON file (--json-out), and with --write-docs the file
+docs/BENCHMARKS.md.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ---------------------------------------------------------------- helpers
+
+def summarize(samples):
+    if not samples:
+        return {"n": 0, "min": None, "median": None, "p99": None}
+    s = sorted(samples)
+    p99 = s[min(len(s) - 1, max(0, int(round(len(s) * 0.99)) - 1))]
+    return {"n": len(s), "min": round(s[0], 3), "median": round(statistics.median(s), 3), "p99": round(p99, 3)}
+
+
+def children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def descendants(pid):
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for c in children(p):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def mem_kib(pid):
+    """(rss, pss) in KiB from smaps_rollup."""
+    rss = pss = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Rss:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, pss
+
+
+def wait_for(cond, timeout=10.0, step=0.0005):
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(step)
+    return None
+
+
+def timed(cmd, env=None, cwd=None):
+    t = time.perf_counter()
+    r = subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return (time.perf_counter() - t) * 1000, r.returncode
+
+
+def kill_tree(pid):
+    for p in [pid] + descendants(pid):
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def restart_latency(get_pid, kills):
+    """kill -9 the supervised command, time until a different pid is its replacement."""
+    samples, timeouts = [], 0
+    for _ in range(kills):
+        old = wait_for(get_pid, timeout=10)
+        if not old:
+            timeouts += 1
+            continue
+        time.sleep(0.02)  # a stable run: records and alerts of the last restart are done
+        t = time.perf_counter()
+        os.kill(old, signal.SIGKILL)
+        deadline = t + 10
+        while True:
+            p = get_pid()
+            if p and p != old:
+                samples.append((time.perf_counter() - t) * 1000)
+                break
+            if time.perf_counter() > deadline:
+                timeouts += 1
+                break
+    out = summarize(samples)
+    out["timeouts"] = timeouts
+    return out
+
+
+def first_child(pid, name="sleep"):
+    def get():
+        for c in children(pid):
+            if comm(c) == name and alive(c):
+                return c
+        return None
+    return get
+
+
+# ---------------------------------------------------------- process-guardian
+
+class Ours:
+    name = "process-guardian"
+
+    def __init__(self, binary, tmp):
+        self.bin = binary
+        self.ws = os.path.join(tmp, "pg")
+        os.makedirs(self.ws, exist_ok=True)
+        self.env = dict(os.environ, PROCESS_GUARDIAN_WORKSPACE=self.ws,
+                        PROCESS_GUARDIAN_ALERT_DIR=os.path.join(tmp, "pg-alerts"))
+        self.env.pop("PROCESS_GUARDIAN_ALERT_COMMAND", None)
+
+    def pg(self, *args, check=True):
+        r = subprocess.run([self.bin, *args], env=self.env, cwd=self.ws, capture_output=True, text=True)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"{args}: {r.stderr}")
+        return r
+
+    def state(self, name):
+        with open(os.path.join(self.ws, ".process-guardian", "run", f"{name}.json")) as f:
+            return json.load(f)
+
+    def write_registry(self, n, prefix="p"):
+        reg = {f"{prefix}{i}": {"command": f"sleep {100000 + i}", "restart_cooldown": 0, "cwd": self.ws}
+               for i in range(n)}
+        with open(os.path.join(self.ws, ".process-registry.json"), "w") as f:
+            json.dump(reg, f)
+
+    def restart(self, kills):
+        self.pg("register", "r", "sleep 100000", "--restart-cooldown", "0")
+        self.pg("start", "r")
+        sup = self.state("r")["supervisor_pid"]
+        out = restart_latency(first_child(sup), kills)
+        self.pg("deregister", "r", "--purge")
+        return out
+
+    def start_stop(self, runs):
+        self.pg("register", "s", "sleep 100000")
+        starts, stops = [], []
+        for _ in range(runs):
+            ms, rc = timed([self.bin, "start", "s"], env=self.env, cwd=self.ws)
+            if rc == 0:
+                starts.append(ms)
+            ms, rc = timed([self.bin, "stop", "s"], env=self.env, cwd=self.ws)
+            if rc == 0:
+                stops.append(ms)
+        self.pg("deregister", "s", "--purge")
+        return summarize(starts), summarize(stops)
+
+    def start_many(self, n):
+        for i in range(n):
+            self.pg("start", f"p{i}")
+
+    def supervisors(self):
+        pids = []
+        for f in os.listdir(os.path.join(self.ws, ".process-guardian", "run")):
+            if f.endswith(".json"):
+                st = json.load(open(os.path.join(self.ws, ".process-guardian", "run", f)))
+                if st.get("supervisor_pid") and alive(st["supervisor_pid"]) and st.get("phase") == "running":
+                    pids.append(st["supervisor_pid"])
+        return pids
+
+    def memory(self, n):
+        self.write_registry(n)
+        self.start_many(n)
+        os.sync()
+        time.sleep(0.5)
+        sups = self.supervisors()
+        rss = [mem_kib(p)[0] for p in sups]
+        pss = [mem_kib(p)[1] for p in sups]
+        self.stop_all(n)
+        return {"supervised": len(sups), "rss_kib_per_process": round(sum(rss) / max(1, len(rss)), 1),
+                "pss_kib_per_process": round(sum(pss) / max(1, len(pss)), 1)}
+
+    def stop_all(self, n):
+        procs = [subprocess.Popen([self.bin, "stop", f"p{i}"], env=self.env, cwd=self.ws,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(n)]
+        for p in procs:
+            p.wait()
+
+    def status_health(self, sizes, runs):
+        out = {}
+        for n in sizes:
+            running = min(n, 100)
+            self.write_registry(n)
+            self.start_many(running)
+            st = [timed([self.bin, "status", "--json"], env=self.env, cwd=self.ws)[0] for _ in range(runs)]
+            hc = [timed([self.bin, "healthcheck"], env=self.env, cwd=self.ws)[0] for _ in range(runs)]
+            out[n] = {"running": running, "status": summarize(st), "healthcheck": summarize(hc)}
+            self.stop_all(running)
+        return out
+
+    def registry_writers(self, writers, rounds):
+        rates, lost = [], 0
+        for r in range(rounds):
+            with open(os.path.join(self.ws, ".process-registry.json"), "w") as f:
+                f.write("{}")
+            t = time.perf_counter()
+            procs = [subprocess.Popen([self.bin, "register", f"w{r}-{i}", f"sleep {i}"], env=self.env,
+                                      cwd=self.ws, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                     for i in range(writers)]
+            for p in procs:
+                p.wait()
+            rates.append(writers / (time.perf_counter() - t))
+            with open(os.path.join(self.ws, ".process-registry.json")) as f:
+                lost += writers - len(json.load(f))
+        return {"writers": writers, "rounds": rounds, "registrations_per_s": round(statistics.median(rates), 1),
+                "lost": lost}
+
+
+# ------------------------------------------------------------------ peers
+
+class BashLoop:
+    name = "bash while-loop (floor)"
+    defaults = "bash -c 'while true; do sleep 100000; done'"
+
+    def restart(self, kills):
+        p = subprocess.Popen(["bash", "-c", "while true; do sleep 100000; done"], start_new_session=True)
+        try:
+            return restart_latency(first_child(p.pid), kills)
+        finally:
+            kill_tree(p.pid)
+            p.wait()
+
+
+class Supervisord:
+    name = "supervisord"
+    defaults = "autorestart=true, startsecs=0 (restart delay at its minimum), startretries=1000000; start/stop with the default startsecs=1 for the start figure"
+
+    def __init__(self, tmp):
+        self.dir = os.path.join(tmp, "supervisord")
+        os.makedirs(self.dir, exist_ok=True)
+        self.conf = os.path.join(self.dir, "supervisord.conf")
+        self.proc = None
+
+    def available(self):
+        return shutil.which("supervisord") and shutil.which("supervisorctl")
+
+    def write(self, programs, startsecs=0):
+        lines = [
+            "[unix_http_server]", f"file={self.dir}/s.sock",
+            "[supervisord]", f"logfile={self.dir}/d.log", f"pidfile={self.dir}/d.pid", "nodaemon=true",
+            f"childlogdir={self.dir}",
+            "[rpcinterface:supervisor]",
+            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+            "[supervisorctl]", f"serverurl=unix://{self.dir}/s.sock",
+        ]
+        for name, cmd, autostart in programs:
+            lines += [f"[program:{name}]", f"command={cmd}", f"autostart={'true' if autostart else 'false'}",
+                      "autorestart=true", f"startsecs={startsecs}", "startretries=1000000",
+                      "stdout_logfile=NONE", "stderr_logfile=NONE"]
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def up(self):
+        self.proc = subprocess.Popen(["supervisord", "-c", self.conf], start_new_session=True,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: os.path.exists(f"{self.dir}/s.sock"), timeout=10)
+        time.sleep(0.5)
+
+    def down(self):
+        if self.proc:
+            kill_tree(self.proc.pid)
+            self.proc.wait()
+            self.proc = None
+        for f in ("s.sock", "d.pid"):
+            try:
+                os.unlink(os.path.join(self.dir, f))
+            except OSError:
+                pass
+
+    def ctl(self, *args):
+        return ["supervisorctl", "-c", self.conf, *args]
+
+    def restart(self, kills):
+        self.write([("r", "sleep 100000", True)])
+        self.up()
+        try:
+            return restart_latency(first_child(self.proc.pid), kills)
+        finally:
+            self.down()
+
+    def start_stop(self, runs):
+        self.write([("s", "sleep 100000", False)], startsecs=1)
+        self.up()
+        starts, stops = [], []
+        try:
+            for _ in range(runs):
+                starts.append(timed(self.ctl("start", "s"))[0])
+                stops.append(timed(self.ctl("stop", "s"))[0])
+        finally:
+            self.down()
+        return summarize(starts), summarize(stops)
+
+    def hundred(self, runs):
+        self.write([(f"p{i}", f"sleep {100000 + i}", True) for i in range(100)])
+        self.up()
+        try:
+            wait_for(lambda: len([c for c in children(self.proc.pid) if comm(c) == "sleep"]) >= 100, timeout=30)
+            os.sync()
+            time.sleep(0.5)
+            rss, pss = mem_kib(self.proc.pid)
+            st = [timed(self.ctl("status"))[0] for _ in range(runs)]
+            return summarize(st), {"supervised": 100, "rss_kib_per_process": round(rss / 100, 1),
+                                   "pss_kib_per_process": round(pss / 100, 1)}
+        finally:
+            self.down()
+
+
+class Pm2:
+    name = "pm2"
+    defaults = "fork mode, autorestart, restart_delay 0 (its minimum), no exponential backoff"
+
+    def __init__(self, tmp):
+        self.home = os.path.join(tmp, "pm2")
+        os.makedirs(self.home, exist_ok=True)
+        self.env = dict(os.environ, PM2_HOME=self.home)
+
+    def available(self):
+        return shutil.which("pm2")
+
+    def run(self, *args):
+        return subprocess.run(["pm2", *args], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def god(self):
+        try:
+            with open(os.path.join(self.home, "pm2.pid")) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def kill(self):
+        self.run("kill")
+        g = self.god()
+        if g:
+            kill_tree(g)
+
+    def restart(self, kills):
+        self.run("start", "sleep", "--name", "r", "--restart-delay", "0", "--", "100000")
+        try:
+            return restart_latency(first_child(self.god()), kills)
+        finally:
+            self.kill()
+
+    def start_stop(self, runs):
+        self.run("ping")
+        starts, stops = [], []
+        try:
+            for _ in range(runs):
+                starts.append(timed(["pm2", "start", "sleep", "--name", "s", "--", "100000"], env=self.env)[0])
+                stops.append(timed(["pm2", "stop", "s"], env=self.env)[0])
+                self.run("delete", "s")
+        finally:
+            self.kill()
+        return summarize(starts), summarize(stops)
+
+    def hundred(self, runs):
+        eco = os.path.join(self.home, "eco.json")
+        with open(eco, "w") as f:
+            json.dump({"apps": [{"name": f"p{i}", "script": "sleep", "args": str(100000 + i),
+                                 "interpreter": "none", "autorestart": True} for i in range(100)]}, f)
+        self.run("start", eco)
+        try:
+            g = self.god()
+            wait_for(lambda: len([c for c in children(g) if comm(c) == "sleep"]) >= 100, timeout=60)
+            os.sync()
+            time.sleep(0.5)
+            rss, pss = mem_kib(g)
+            st = [timed(["pm2", "jlist"], env=self.env)[0] for _ in range(runs)]
+            return summarize(st), {"supervised": 100, "rss_kib_per_process": round(rss / 100, 1),
+                                   "pss_kib_per_process": round(pss / 100, 1)}
+        finally:
+            self.kill()
+
+
+class Runit:
+    name = "runit"
+    defaults = "runsvdir + runsv per service; runsv restarts at once (it waits 1 s only when the run script exits within 1 s of starting)"
+
+    def __init__(self, tmp):
+        self.dir = os.path.join(tmp, "runit")
+        self.proc = None
+
+    def available(self):
+        return shutil.which("runsvdir") and shutil.which("runsv") and shutil.which("sv")
+
+    def services(self, names, down=False):
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        for name, cmd in names:
+            d = os.path.join(self.dir, name)
+            os.makedirs(d)
+            with open(os.path.join(d, "run"), "w") as f:
+                f.write(f"#!/bin/sh\nexec {cmd}\n")
+            os.chmod(os.path.join(d, "run"), 0o755)
+            if down:
+                open(os.path.join(d, "down"), "w").close()
+
+    def up(self, count):
+        self.proc = subprocess.Popen(["runsvdir", self.dir], start_new_session=True,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: len([c for c in children(self.proc.pid) if comm(c) == "runsv"]) >= count, timeout=30)
+
+    def down(self):
+        if self.proc:
+            kill_tree(self.proc.pid)
+            self.proc.wait()
+            self.proc = None
+
+    def runsvs(self):
+        return [c for c in children(self.proc.pid) if comm(c) == "runsv"]
+
+    def restart(self, kills):
+        self.services([("r", "sleep 100000")])
+        self.up(1)
+        try:
+            return restart_latency(first_child(self.runsvs()[0]), kills)
+        finally:
+            self.down()
+
+    def start_stop(self, runs):
+        self.services([("s", "sleep 100000")], down=True)
+        self.up(1)
+        svc = os.path.join(self.dir, "s")
+        wait_for(lambda: os.path.exists(os.path.join(svc, "supervise", "ok")), timeout=10)
+        starts, stops = [], []
+        try:
+            for _ in range(runs):
+                starts.append(timed(["sv", "start", svc])[0])
+                stops.append(timed(["sv", "stop", svc])[0])
+        finally:
+            self.down()
+        return summarize(starts), summarize(stops)
+
+    def hundred(self, runs):
+        self.services([(f"p{i}", f"sleep {100000 + i}") for i in range(100)])
+        self.up(100)
+        try:
+            wait_for(lambda: sum(1 for r in self.runsvs() for c in children(r) if comm(c) == "sleep") >= 100,
+                     timeout=30)
+            os.sync()
+            time.sleep(0.5)
+            pids = self.runsvs()
+            rss = sum(mem_kib(p)[0] for p in pids) + mem_kib(self.proc.pid)[0]
+            pss = sum(mem_kib(p)[1] for p in pids) + mem_kib(self.proc.pid)[1]
+            dirs = [os.path.join(self.dir, f"p{i}") for i in range(100)]
+            st = [timed(["sv", "status", *dirs])[0] for _ in range(runs)]
+            return summarize(st), {"supervised": 100, "rss_kib_per_process": round(rss / 100, 1),
+                                   "pss_kib_per_process": round(pss / 100, 1)}
+        finally:
+            self.down()
+
+
+class S6:
+    name = "s6"
+    defaults = "s6-svscan + s6-supervise per service; s6-supervise waits 1 s between two starts of a service (its built-in throttle)"
+
+    def __init__(self, tmp):
+        self.dir = os.path.join(tmp, "s6")
+        self.proc = None
+
+    def available(self):
+        return shutil.which("s6-svscan") and shutil.which("s6-svc") and shutil.which("s6-svstat")
+
+    def services(self, names, down=False):
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        for name, cmd in names:
+            d = os.path.join(self.dir, name)
+            os.makedirs(d)
+            with open(os.path.join(d, "run"), "w") as f:
+                f.write(f"#!/bin/sh\nexec {cmd}\n")
+            os.chmod(os.path.join(d, "run"), 0o755)
+            if down:
+                open(os.path.join(d, "down"), "w").close()
+
+    def up(self, count):
+        self.proc = subprocess.Popen(["s6-svscan", self.dir], start_new_session=True,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: len(self.supervisors()) >= count, timeout=30)
+
+    def supervisors(self):
+        return [c for c in children(self.proc.pid) if comm(c) == "s6-supervise"]
+
+    def down(self):
+        if self.proc:
+            kill_tree(self.proc.pid)
+            self.proc.wait()
+            self.proc = None
+
+    def restart(self, kills):
+        self.services([("r", "sleep 100000")])
+        self.up(1)
+        try:
+            return restart_latency(first_child(self.supervisors()[0]), kills)
+        finally:
+            self.down()
+
+    def start_stop(self, runs):
+        self.services([("s", "sleep 100000")], down=True)
+        self.up(1)
+        svc = os.path.join(self.dir, "s")
+        wait_for(lambda: os.path.exists(os.path.join(svc, "supervise", "control")), timeout=10)
+        starts, stops = [], []
+        try:
+            for _ in range(runs):
+                starts.append(timed(["s6-svc", "-wu", "-u", svc])[0])
+                stops.append(timed(["s6-svc", "-wd", "-d", svc])[0])
+        finally:
+            self.down()
+        return summarize(starts), summarize(stops)
+
+    def hundred(self, runs):
+        self.services([(f"p{i}", f"sleep {100000 + i}") for i in range(100)])
+        self.up(100)
+        try:
+            wait_for(lambda: sum(1 for s in self.supervisors() for c in children(s) if comm(c) == "sleep") >= 100,
+                     timeout=30)
+            os.sync()
+            time.sleep(0.5)
+            pids = self.supervisors()
+            rss = sum(mem_kib(p)[0] for p in pids) + mem_kib(self.proc.pid)[0]
+            pss = sum(mem_kib(p)[1] for p in pids) + mem_kib(self.proc.pid)[1]
+            dirs = [os.path.join(self.dir, f"p{i}") for i in range(100)]
+
+            def loop():
+                t = time.perf_counter()
+                for d in dirs:
+                    subprocess.run(["s6-svstat", d], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                return (time.perf_counter() - t) * 1000
+            st = [loop() for _ in range(runs)]
+            return summarize(st), {"supervised": 100, "rss_kib_per_process": round(rss / 100, 1),
+                                   "pss_kib_per_process": round(pss / 100, 1)}
+        finally:
+            self.down()
+
+
+# ----------------------------------------------------------------- report
+
+def fmt(s):
+    if not s or not s.get("n"):
+        return "n/a"
+    return f"{s['median']:.2f} ({s['min']:.2f} / {s['p99']:.2f}, n={s['n']})"
+
+
+def machine():
+    cpu = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        mem = open("/proc/meminfo").readline().split(":")[1].strip()
+    except OSError:
+        pass
+    return {"kernel": platform.release(), "cpu": cpu, "cores": os.cpu_count(), "memory": mem}
+
+
+def version_of(cmd):
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        return (r.stdout or r.stderr).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return "?"
+
+
+def markdown(results):
+    out = []
+    m = results["machine"]
+    out.append(f"Machine: {m['cores']} cores, {m['memory']} memory, {m['cpu']}, Linux {m['kernel']}. "
+               f"Date: {results['date']}. Command: `{results['command']}`.")
+    out.append("")
+    out.append("Times in ms: median (min / p99, samples). Memory in KiB per supervised process.")
+    out.append("")
+    out.append("| tool | restart after kill -9 | start (confirmed) | stop (exits on TERM) | status of 100 | PSS / process at 100 | RSS / process at 100 |")
+    out.append("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, r in results["tools"].items():
+        mem = r.get("memory_100") or {}
+        out.append(f"| {name} | {fmt(r.get('restart'))} | {fmt(r.get('start'))} | {fmt(r.get('stop'))} | "
+                   f"{fmt(r.get('status_100'))} | {mem.get('pss_kib_per_process', 'n/a')} | "
+                   f"{mem.get('rss_kib_per_process', 'n/a')} |")
+    ours = results["tools"].get("process-guardian", {})
+    if ours.get("status_health"):
+        out.append("")
+        out.append("process-guardian, by registry size:")
+        out.append("")
+        out.append("| registered | running | status --json | healthcheck |")
+        out.append("| --- | --- | --- | --- |")
+        for n, r in ours["status_health"].items():
+            out.append(f"| {n} | {r['running']} | {fmt(r['status'])} | {fmt(r['healthcheck'])} |")
+    if ours.get("memory_10"):
+        m10 = ours["memory_10"]
+        out.append("")
+        out.append(f"process-guardian memory with 10 running: PSS {m10['pss_kib_per_process']} KiB, "
+                   f"RSS {m10['rss_kib_per_process']} KiB per supervised process.")
+    if ours.get("registry"):
+        r = ours["registry"]
+        out.append(f"Registry: {r['writers']} concurrent writers, {r['registrations_per_s']} registrations/s "
+                   f"(median of {r['rounds']} rounds), {r['lost']} lost.")
+    out.append("")
+    out.append("Settings of each tool:")
+    out.append("")
+    for name, r in results["tools"].items():
+        out.append(f"- {name} ({r.get('version', '?')}): {r.get('defaults', '')}")
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", default=None, help="process-guardian binary (default: the release build)")
+    ap.add_argument("--peers", action="store_true", help="also measure the installed peers")
+    ap.add_argument("--kills", type=int, default=200, help="kill -9 samples per tool (default 200)")
+    ap.add_argument("--runs", type=int, default=30, help="samples of start/stop/status (default 30)")
+    ap.add_argument("--quick", action="store_true", help="fewer samples, no 1000-process figures")
+    ap.add_argument("--json-out", default=os.path.join(ROOT, "target", "bench-results.json"))
+    ap.add_argument("--write-docs", action="store_true", help="write docs/BENCHMARKS.md")
+    args = ap.parse_args()
+    if args.quick:
+        args.kills, args.runs = min(args.kills, 50), min(args.runs, 10)
+    binary = args.bin or os.path.join(ROOT, "target", "x86_64-unknown-linux-gnu", "release", "process-guardian")
+    if not os.access(binary, os.X_OK):
+        sys.exit(f"bench: no binary at {binary}; build it: cargo build --release")
+
+    tmp = tempfile.mkdtemp(prefix="pg-bench-")
+    results = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+               "command": " ".join(["scripts/bench.sh"] + sys.argv[1:]), "machine": machine(), "tools": {}}
+    try:
+        ours = Ours(binary, tmp)
+        r = {"version": version_of([binary, "--version"]),
+             "defaults": "restart_cooldown 0 for the restart figure (quick-crash backoff off); defaults otherwise"}
+        print(f"[{ours.name}] restart after kill -9 x{args.kills}", file=sys.stderr)
+        r["restart"] = ours.restart(args.kills)
+        print(f"[{ours.name}] start/stop x{args.runs}", file=sys.stderr)
+        r["start"], r["stop"] = ours.start_stop(args.runs)
+        sizes = [1, 100] if args.quick else [1, 100, 1000]
+        print(f"[{ours.name}] status and healthcheck at {sizes}", file=sys.stderr)
+        r["status_health"] = ours.status_health(sizes, args.runs)
+        r["status_100"] = r["status_health"][100]["status"]
+        print(f"[{ours.name}] memory at 10 and 100", file=sys.stderr)
+        r["memory_10"] = ours.memory(10)
+        r["memory_100"] = ours.memory(100)
+        print(f"[{ours.name}] 64 concurrent registry writers", file=sys.stderr)
+        r["registry"] = ours.registry_writers(64, 3 if args.quick else 10)
+        results["tools"][ours.name] = r
+
+        if args.peers:
+            peers = [Supervisord(tmp), Pm2(tmp), Runit(tmp), S6(tmp)]
+            versions = {"supervisord": ["supervisord", "--version"], "pm2": ["pm2", "--version"],
+                        "runit": ["dpkg-query", "-W", "-f=${Version}", "runit"],
+                        "s6": ["dpkg-query", "-W", "-f=${Version}", "s6"]}
+            for p in peers:
+                if not p.available():
+                    print(f"[{p.name}] not installed; skipped", file=sys.stderr)
+                    continue
+                r = {"version": version_of(versions[p.name]), "defaults": p.defaults}
+                kills = args.kills if p.name != "s6" else min(args.kills, 30)
+                print(f"[{p.name}] restart after kill -9 x{kills}", file=sys.stderr)
+                r["restart"] = p.restart(kills)
+                print(f"[{p.name}] start/stop x{args.runs}", file=sys.stderr)
+                r["start"], r["stop"] = p.start_stop(args.runs if p.name != "supervisord" else min(args.runs, 10))
+                print(f"[{p.name}] status and memory at 100", file=sys.stderr)
+                r["status_100"], r["memory_100"] = p.hundred(args.runs)
+                results["tools"][p.name] = r
+            loop = BashLoop()
+            print(f"[{loop.name}] restart after kill -9 x{args.kills}", file=sys.stderr)
+            results["tools"][loop.name] = {"version": version_of(["bash", "--version"]), "defaults": loop.defaults,
+                                           "restart": loop.restart(args.kills)}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    table = markdown(results)
+    print(table)
+    os.makedirs(os.path.dirname(args.json_out), exist_ok=True)
+    with open(args.json_out, "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"\nJSON: {args.json_out}", file=sys.stderr)
+    if args.write_docs:
+        write_docs(table)
+
+
+def write_docs(table):
+    path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
+    head = ("# Benchmarks\n\n"
+            "Written by `scripts/bench.sh --peers --write-docs` (bench/bench.py); every figure below is from "
+            "that one run, on the machine it names. The script reports and never fails on a slow machine.\n\n"
+            "Install the peers first (Debian): `apt-get install -y supervisor runit s6` and `npm install -g pm2`.\n\n"
+            "## Latest run\n\n")
+    notes = ""
+    notes_path = os.path.join(ROOT, "docs", "BENCHMARKS-notes.md")
+    if os.path.exists(notes_path):
+        notes = "\n\n" + open(notes_path).read()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(head + table + notes + "\n")
+    print(f"wrote {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
