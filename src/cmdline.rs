@@ -106,3 +106,44 @@ mod tests {
         assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// `run` stores `join(argv)`; `sh -c` must split it back into exactly argv.
+        #[test]
+        fn joined_arguments_survive_the_shell(args in prop::collection::vec("[^\\x00]{0,12}", 1..5)) {
+            let mut argv = vec!["printf".to_string(), "%s\\0".to_string()];
+            argv.extend(args.iter().cloned());
+            let out = std::process::Command::new("/bin/sh").arg("-c").arg(join(&argv)).output().unwrap();
+            let got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .split('\0')
+                .map(str::to_string)
+                .collect();
+            let mut expected = args.clone();
+            expected.push(String::new());
+            prop_assert_eq!(got, expected);
+        }
+
+        /// Words of plain characters never need a shell and split on blanks.
+        #[test]
+        fn plain_words_are_execed_directly(words in prop::collection::vec("[A-Za-z0-9_./:,+@%^-]{1,10}", 1..6)) {
+            let line = words.join(" ");
+            prop_assert!(!needs_shell(&line));
+            prop_assert_eq!(argv(&line), words);
+        }
+
+        /// Any metacharacter sends the string to `sh -c`, whole.
+        #[test]
+        fn metacharacters_go_to_the_shell(prefix in "[a-z ]{0,8}", meta in "[|&;<>()$`\\\\\"'*?#~{}!\\[\\]]", suffix in "[a-z ]{0,8}") {
+            let line = format!("x{prefix}{meta}{suffix}");
+            prop_assert!(needs_shell(&line));
+            prop_assert_eq!(argv(&line), vec!["/bin/sh".to_string(), "-c".to_string(), line.clone()]);
+        }
+    }
+}

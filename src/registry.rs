@@ -619,3 +619,71 @@ mod tests {
         assert_eq!(fs::read(ws.registry_path()).unwrap(), b"{\"a\": {");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn is_valid_name(s: &str) -> bool {
+        let mut chars = s.chars();
+        matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+            && s.len() <= 64
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever bytes the registry holds, loading it answers Ok or a
+        /// located error: it never panics.
+        #[test]
+        fn any_text_parses_or_is_refused_with_a_location(text in "\\PC{0,200}") {
+            match Registry::parse("r.json".into(), &text) {
+                Ok(reg) => {
+                    for name in reg.names().map(str::to_string).collect::<Vec<_>>() {
+                        let _ = reg.get(&name);
+                    }
+                }
+                Err(Error::RegistryCorrupt { line, .. }) => prop_assert!(line >= 1),
+                Err(other) => prop_assert!(false, "unexpected error {other:?}"),
+            }
+        }
+
+        /// Truncating a valid registry anywhere never loads as something else silently.
+        #[test]
+        fn truncations_are_refused(cut in 1usize..120) {
+            let text = r#"{"a": {"command": "sleep 1", "duration_min": 0.5, "env": {"K": "v"}}, "b": {"command": "x"}}"#;
+            let cut = cut.min(text.len() - 1);
+            prop_assert!(Registry::parse("r.json".into(), &text[..cut]).is_err());
+        }
+
+        /// The name rule is exactly `[A-Za-z0-9][A-Za-z0-9._-]{0,63}`.
+        #[test]
+        fn names_follow_the_rule(name in "\\PC{0,70}") {
+            prop_assert_eq!(validate_name(&name).is_ok(), is_valid_name(&name));
+        }
+
+        /// Entries survive a write and a read unchanged.
+        #[test]
+        fn entries_round_trip(
+            command in "[^\\x00]{1,40}",
+            duration in 0.0f64..10_000.0,
+            cooldown in 0u32..1000,
+            max_restarts in 0u32..100,
+            auto_restart: bool,
+            env in prop::collection::btree_map("[A-Z_][A-Z0-9_]{0,8}", "[^\\x00]{0,10}", 0..3),
+        ) {
+            let mut e = Entry::new(command);
+            e.duration_min = duration;
+            e.restart_cooldown = f64::from(cooldown);
+            e.max_restarts = max_restarts;
+            e.auto_restart = auto_restart;
+            e.env = env;
+            let mut reg = Registry::parse("r.json".into(), "").unwrap();
+            reg.insert("p", &e).unwrap();
+            let back = Registry::parse("r.json".into(), std::str::from_utf8(&reg.to_bytes()).unwrap()).unwrap();
+            prop_assert_eq!(back.require("p").unwrap(), e);
+        }
+    }
+}

@@ -159,7 +159,7 @@ pub fn run(ws: &Workspace, as_json: bool) -> Result<i32> {
                 name,
                 kind,
                 format!("{name}: {detail}"),
-                pid.or(old_pid),
+                old_pid.or(pid), // the process that died (or was adopted)
                 seen.state.and_then(|s| s.last_exit),
             );
             alert::raise_and_wait(ws, &a, entry.alert_command.as_deref());
