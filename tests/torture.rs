@@ -144,34 +144,38 @@ fn torture() {
                 match rng.below(10) {
                     0..=4 => {
                         // kill -9 of the command, only if it is still the recorded process.
-                        if let (Some(p), Some(s)) = (pid, pid_start) {
-                            if start_time(p) == Some(s) && alive(p) && unsafe_kill(p, 9) {
-                                killed.lock().unwrap().push((name, p));
-                                counts.command_kills.fetch_add(1, Ordering::Relaxed);
-                            }
+                        if let (Some(p), Some(s)) = (pid, pid_start)
+                            && start_time(p) == Some(s)
+                            && alive(p)
+                            && unsafe_kill(p, 9)
+                        {
+                            killed.lock().unwrap().push((name, p));
+                            counts.command_kills.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                     5..=6 => {
-                        if let (Some(p), Some(s)) = (sup, sup_start) {
-                            if start_time(p) == Some(s) && alive(p) && unsafe_kill(p, 9) {
-                                frozen.lock().unwrap().remove(&p);
-                                counts.supervisor_kills.fetch_add(1, Ordering::Relaxed);
-                            }
+                        if let (Some(p), Some(s)) = (sup, sup_start)
+                            && start_time(p) == Some(s)
+                            && alive(p)
+                            && unsafe_kill(p, 9)
+                        {
+                            frozen.lock().unwrap().remove(&p);
+                            counts.supervisor_kills.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                     _ => {
-                        if let (Some(p), Some(s)) = (sup, sup_start) {
-                            if start_time(p) == Some(s) && alive(p) && unsafe_kill(p, 19) {
-                                frozen.lock().unwrap().insert(p);
-                                counts.freezes.fetch_add(1, Ordering::Relaxed);
-                                std::thread::sleep(Duration::from_millis(
-                                    50 + rng.below(250) as u64,
-                                ));
-                                if start_time(p) == Some(s) {
-                                    unsafe_kill(p, 18);
-                                }
-                                frozen.lock().unwrap().remove(&p);
+                        if let (Some(p), Some(s)) = (sup, sup_start)
+                            && start_time(p) == Some(s)
+                            && alive(p)
+                            && unsafe_kill(p, 19)
+                        {
+                            frozen.lock().unwrap().insert(p);
+                            counts.freezes.fetch_add(1, Ordering::Relaxed);
+                            std::thread::sleep(Duration::from_millis(50 + rng.below(250) as u64));
+                            if start_time(p) == Some(s) {
+                                unsafe_kill(p, 18);
                             }
+                            frozen.lock().unwrap().remove(&p);
                         }
                     }
                 }
