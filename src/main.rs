@@ -23,6 +23,9 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("supervise") {
         std::process::exit(supervise::main(&args[2..]));
     }
+    // A command-line tool whose reader went away (`status | head -1`) ends
+    // quietly, as Unix tools do, instead of panicking on a broken pipe.
+    proc::default_sigpipe();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -196,6 +196,14 @@ pub fn unblock_signals_in_child(cmd: &mut std::process::Command) {
     }
 }
 
+/// Restores the default action of SIGPIPE (the Rust runtime ignores it).
+pub fn default_sigpipe() {
+    // SAFETY: setting a signal disposition to its default has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Returns freed heap pages to the kernel.
 pub fn release_free_heap() {
     // SAFETY: malloc_trim only walks glibc's own allocator state.

@@ -67,8 +67,9 @@ fn parse_args(args: &[String]) -> Option<Args> {
 /// Entry point of `process-guardian supervise <name> --workspace DIR [--ready-fd N] [--fresh|--revive|--adopt]`.
 pub fn main(args: &[String]) -> i32 {
     let Some(args) = parse_args(args) else {
-        eprintln!(
-            "process-guardian: usage: supervise <name> --workspace DIR [--ready-fd N] [--fresh|--revive|--adopt]"
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"process-guardian: usage: supervise <name> --workspace DIR [--ready-fd N] [--fresh|--revive|--adopt]\n",
         );
         return crate::error::EXIT_USAGE;
     };
@@ -134,6 +135,8 @@ struct Supervisor {
     log_len: u64,
     last_growth: Instant,
     killed_as_stale: bool,
+    /// A rotation failed (full disk); said once, not every second.
+    rotate_failing: bool,
     done: bool,
     liveness: Option<File>,
 }
@@ -221,6 +224,7 @@ impl Supervisor {
             log_len: 0,
             last_growth: Instant::now(),
             killed_as_stale: false,
+            rotate_failing: false,
             done: false,
             liveness: Some(liveness),
             entry,
@@ -724,13 +728,18 @@ impl Supervisor {
         let len = std::fs::metadata(&self.log_path)
             .map(|m| m.len())
             .unwrap_or(0);
-        if len > self.entry.log_max_bytes()
-            && let Err(e) = logs::rotate(&self.log_path, self.entry.log_keep())
-        {
-            eprintln!(
-                "process-guardian: cannot rotate {}: {e}",
-                self.log_path.display()
-            );
+        if len > self.entry.log_max_bytes() {
+            // Nothing here may panic or stop: a full disk is the command's
+            // problem to report, not a reason for it to lose its supervisor.
+            match logs::rotate(&self.log_path, self.entry.log_keep()) {
+                Ok(()) => self.rotate_failing = false,
+                Err(e) if !self.rotate_failing => {
+                    self.rotate_failing = true;
+                    let msg = format!("cannot rotate {}: {e}", self.log_path.display());
+                    self.lifecycle(&msg);
+                }
+                Err(_) => {}
+            }
         }
         if len != self.log_len {
             self.log_len = len;
@@ -763,10 +772,8 @@ impl Supervisor {
     fn save(&mut self) {
         if let Err(e) = self.state.save(&self.ws, &self.name) {
             // A full disk must not cost the command its life: note it and go on.
-            eprintln!(
-                "process-guardian: cannot write the state of {}: {e}",
-                self.name
-            );
+            let msg = format!("cannot write the state of {}: {e}", self.name);
+            self.lifecycle(&msg);
         }
     }
 

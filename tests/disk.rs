@@ -1,0 +1,85 @@
+//! Disk trouble: the workspace on a tiny, full tmpfs. Skipped, with a
+//! message, where this machine does not let the test mount one.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(at.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazy: the test's processes may still hold it while they are killed.
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the filesystem holding `dir` to the last byte.
+fn fill(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("filler");
+    let mut f = fs::File::create(&path).unwrap();
+    let block = vec![b'x'; 4096];
+    while f.write_all(&block).is_ok() {}
+    while f.write_all(b"x").is_ok() {}
+    path
+}
+
+#[test]
+fn a_full_disk_refuses_register_and_keeps_the_command_running() {
+    let env = Env::new();
+    let Some(_mnt) = Tmpfs::mount(&env.ws, "1m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root and mount rights)");
+        return;
+    };
+    env.ok(&[
+        "register",
+        "writer",
+        "while true; do echo some-output-that-cannot-be-written; sleep 0.01; done",
+        "--log-max-bytes",
+        "2000",
+    ]);
+    env.ok(&["start", "writer"]);
+    let pid = env.pid_of("writer").unwrap();
+    let filler = fill(&env.ws);
+    let before = fs::read(env.registry_path()).unwrap();
+
+    let out = env.run(&["register", "other", "sleep 1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(err.contains(".process-registry.json"), "{err}");
+    assert_eq!(
+        fs::read(env.registry_path()).unwrap(),
+        before,
+        "the old registry is intact"
+    );
+
+    // The log cannot grow and cannot rotate; the command lives on regardless.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(alive(pid), "the command was killed because its log is full");
+    let s = env.status_of("writer");
+    assert_eq!(s["state"], "running");
+    assert_eq!(s["pid"], pid);
+
+    fs::remove_file(filler).unwrap();
+    env.ok(&["register", "other", "sleep 1"]);
+    env.ok(&["stop", "writer"]);
+    assert!(!alive(pid));
+}
