@@ -37,8 +37,10 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Define (or update) a managed process
+    #[command(allow_negative_numbers = true)]
     Register(RegisterArgs),
     /// Register and start in one step: run <name> [options] -- <program> [args...]
+    #[command(allow_negative_numbers = true)]
     Run(RunArgs),
     /// Stop a process and remove it from the registry
     Deregister {
@@ -48,6 +50,7 @@ pub enum Cmd {
         purge: bool,
     },
     /// Start a registered process, fully detached; returns once it has exec'd
+    #[command(allow_negative_numbers = true)]
     Start {
         name: String,
         /// Also wait this many seconds and fail if the command died meanwhile
@@ -55,6 +58,7 @@ pub enum Cmd {
         wait: Option<f64>,
     },
     /// Stop a process: its stop signal to the whole group, then SIGKILL after the timeout
+    #[command(allow_negative_numbers = true)]
     Stop {
         name: String,
         /// Seconds to wait before SIGKILL (default: the entry's stop_timeout_s, 10)

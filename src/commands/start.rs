@@ -9,6 +9,13 @@ use crate::state::{self, Phase, RunState};
 use crate::workspace::Workspace;
 
 pub fn start(ws: &Workspace, name: &str, wait: Option<f64>) -> Result<i32> {
+    if let Some(w) = wait
+        && !(w.is_finite() && w >= 0.0)
+    {
+        return Err(Error::Invalid(format!(
+            "--wait must be a non-negative number of seconds, not {w}"
+        )));
+    }
     Registry::load(ws)?.require(name)?;
     let lock = state::lock_name(ws, name)?;
     let seen = state::observe(ws, name)?;
