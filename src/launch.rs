@@ -388,22 +388,37 @@ mod tests {
     }
 
     #[test]
-    fn spawned_child_has_its_own_group_and_no_blocked_signal() {
+    fn spawned_child_has_no_blocked_signal_and_runs_in_its_cwd() {
         let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("log")).unwrap();
-        let argv = vec![
-            "sh".to_string(),
-            "-c".to_string(),
-            "grep SigBlk /proc/$$/status; pwd; echo err >&2".to_string(),
-        ];
         let env = vec![("PATH".to_string(), "/usr/bin:/bin".to_string())];
-        let sp = Spawner::new(&argv, &env, dir.path()).unwrap();
-        let pid = sp.spawn(log.as_raw_fd()).unwrap();
-        let mut status = 0;
-        // SAFETY: waiting for the child just spawned.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-        let out = std::fs::read_to_string(dir.path().join("log")).unwrap();
+        let run = |argv: &[&str]| -> String {
+            let log_path = dir.path().join("log");
+            let log = std::fs::File::create(&log_path).unwrap();
+            let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
+            let pid = Spawner::new(&argv, &env, dir.path())
+                .unwrap()
+                .spawn(log.as_raw_fd())
+                .unwrap();
+            let mut status = 0;
+            // SAFETY: waiting for the child just spawned.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            std::fs::read_to_string(log_path).unwrap()
+        };
+        // grep reads its own mask: no shell in between (a shell blocks
+        // signals around its own forks, which would blur the reading).
+        let out = run(&["grep", "-E", "^(SigBlk|SigIgn)", "/proc/self/status"]);
         assert!(out.contains("SigBlk:\t0000000000000000"), "{out}");
+        let ignored = out
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+            .unwrap();
+        assert_eq!(
+            ignored & (1 << (libc::SIGPIPE - 1)),
+            0,
+            "SIGPIPE is back to default: {out}"
+        );
+        let out = run(&["sh", "-c", "pwd; echo err >&2"]);
         assert!(
             out.contains(&dir.path().canonicalize().unwrap().display().to_string()),
             "{out}"

@@ -79,6 +79,9 @@ pub struct Found {
     pub failed_for_s: Option<f64>,
     pub exited_for_s: Option<f64>,
     pub auto_restart: bool,
+    /// Its log has been quiet for `stale_after_min` plus a grace period in
+    /// which a working supervisor would have acted.
+    pub stale: bool,
 }
 
 /// What the healthcheck does about it.
@@ -98,7 +101,13 @@ pub enum Heal {
     ReportFailed,
     /// Exited without auto_restart more than a day ago: drop it from the registry.
     Drop,
+    /// Hung, and its supervisor did not restart it (frozen or wedged): replace both.
+    Stale,
 }
+
+/// How much longer than `stale_after_min` the healthcheck waits for the
+/// supervisor to restart a hung command before it does so itself.
+pub const STALE_GRACE_S: f64 = 60.0;
 
 /// How long a `failed` process waits before the healthcheck gives it one fresh try.
 pub const RETRY_FAILED_AFTER_S: f64 = 3600.0;
@@ -114,10 +123,10 @@ pub fn heal(f: &Found) -> Heal {
         return Heal::Revive { new_boot: true };
     }
     if f.supervisor_alive {
-        return if f.phase == Phase::Failed {
-            Heal::ReportFailed
-        } else {
-            Heal::Healthy
+        return match f.phase {
+            Phase::Failed => Heal::ReportFailed,
+            Phase::Running if f.stale => Heal::Stale,
+            _ => Heal::Healthy,
         };
     }
     match f.phase {
@@ -272,6 +281,7 @@ mod tests {
             failed_for_s: None,
             exited_for_s: None,
             auto_restart: true,
+            stale: false,
         }
     }
 
@@ -279,6 +289,19 @@ mod tests {
     fn healthcheck_decisions() {
         use crate::state::Phase;
         assert_eq!(heal(&found()), Heal::Healthy);
+        assert_eq!(
+            heal(&Found {
+                stale: true,
+                ..found()
+            }),
+            Heal::Stale
+        );
+        let backing_off = Found {
+            stale: true,
+            phase: Phase::Backoff,
+            ..found()
+        };
+        assert_eq!(heal(&backing_off), Heal::Healthy);
         let lost = Found {
             supervisor_alive: false,
             ..found()

@@ -363,3 +363,28 @@ fn stale_state_is_cleaned_and_old_exits_are_dropped() {
     assert_eq!(env.run(&["status", "oneshot"]).status.code(), Some(3));
     assert!(env.log_path("oneshot").exists(), "its log stays");
 }
+
+#[test]
+fn a_hung_command_under_a_frozen_supervisor_is_replaced() {
+    let env = Env::new();
+    env.ok(&["register", "hung", "sleep 1000", "--stale-after", "1"]);
+    env.ok(&["start", "hung"]);
+    let sup = env.supervisor_pid("hung");
+    let cmd = env.pid_of("hung").unwrap();
+    kill(sup, "STOP");
+    // Its log has been quiet for ten minutes, far past stale_after plus the grace period.
+    let st = std::process::Command::new("touch")
+        .args(["-d", "10 minutes ago"])
+        .arg(env.log_path("hung"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (code, report) = healthcheck_json(&env, &[]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["actions"][0]["action"], "revived", "{report}");
+    assert!(wait_until(Duration::from_secs(2), || !alive(sup) && !alive(cmd)));
+    let s = env.status_of("hung");
+    assert_eq!(s["state"], "running");
+    assert_ne!(s["pid"], cmd);
+    assert_eq!(env.alerts_of_kind("stale").len(), 1);
+}

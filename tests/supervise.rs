@@ -402,3 +402,33 @@ fn start_wait_reports_a_command_that_dies_soon() {
     env.ok(&["register", "steady", "sleep 100"]);
     env.ok(&["start", "steady", "--wait", "0.5"]);
 }
+
+#[test]
+fn a_quiet_command_is_restarted_as_stale() {
+    let env = Env::new();
+    env.ok(&[
+        "register",
+        "quiet",
+        "sleep 1000",
+        "--stale-after",
+        "0.02",
+        "--restart-cooldown",
+        "0",
+    ]);
+    env.ok(&["start", "quiet"]);
+    let first = env.pid_of("quiet").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || env
+            .pid_of("quiet")
+            .is_some_and(|p| p != first)),
+        "a command silent for 1.2 s was not restarted"
+    );
+    assert!(!alive(first));
+    let stale = env.alerts_of_kind("stale");
+    assert!(!stale.is_empty());
+    assert_eq!(stale[0]["pid"], first);
+    assert!(
+        env.alerts_of_kind("died").is_empty(),
+        "a stale restart raises `stale`, not `died` as well"
+    );
+}

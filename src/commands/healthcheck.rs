@@ -63,6 +63,9 @@ pub fn run(ws: &Workspace, as_json: bool) -> Result<i32> {
                     .and_then(|s| s.last_exit.as_ref())
                     .and_then(|e| fsutil::seconds_since(&e.at)),
                 auto_restart: entry.auto_restart,
+                stale: entry.stale_after_min.is_some_and(|m| {
+                    log_quiet_for_s(ws, name).is_some_and(|q| q >= m * 60.0 + policy::STALE_GRACE_S)
+                }),
             }
         };
         // A cheap look first; the lock is taken only where there is work.
@@ -120,6 +123,21 @@ pub fn run(ws: &Workspace, as_json: bool) -> Result<i32> {
                 Kind::Died,
                 "its supervisor and command were both dead".to_string(),
             ),
+            Heal::Stale => {
+                // Its supervisor let a hung command be: replace both.
+                if let Some(st) = &seen.state {
+                    kill_verified(st.supervisor_pid, st.supervisor_start, &st.boot_id, false);
+                    kill_verified(st.pid, st.pid_start, &st.boot_id, true);
+                }
+                (
+                    Mode::Revive,
+                    Kind::Stale,
+                    format!(
+                        "no output for over {} min and its supervisor did not act",
+                        entry.stale_after_min.unwrap_or_default()
+                    ),
+                )
+            }
             Heal::Retry => (
                 Mode::Fresh,
                 Kind::Died,
@@ -226,6 +244,35 @@ pub fn run(ws: &Workspace, as_json: bool) -> Result<i32> {
         );
     }
     Ok(code)
+}
+
+/// Seconds since the log of `name` last grew.
+fn log_quiet_for_s(ws: &Workspace, name: &str) -> Option<f64> {
+    let modified = fs::metadata(ws.log_path(name))
+        .and_then(|m| m.modified())
+        .ok()?;
+    Some(
+        std::time::SystemTime::now()
+            .duration_since(modified)
+            .ok()?
+            .as_secs_f64(),
+    )
+}
+
+/// SIGKILLs a recorded process (and with `group`, its process group) if it
+/// is still the one recorded, and waits briefly for it to go.
+fn kill_verified(pid: Option<i32>, start: Option<u64>, boot: &str, group: bool) {
+    let (Some(pid), Some(start)) = (pid, start) else {
+        return;
+    };
+    let Some(fd) = proc::PidFd::open_verified(pid, start, boot) else {
+        return;
+    };
+    if group {
+        let _ = proc::kill_group(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+    let _ = fd.signal(nix::sys::signal::Signal::SIGKILL);
+    fd.wait_exit(std::time::Duration::from_secs(2));
 }
 
 /// Removes run files of names no longer registered (and not supervised).
