@@ -75,11 +75,11 @@ pub fn write_atomic_with(
     result
 }
 
-/// Reads a small file in as few system calls as possible (no size query; a
-/// short read of a regular file means its end): `status` reads one per process.
-pub fn read_small(path: &Path) -> io::Result<Vec<u8>> {
+/// The rest of an open file in as few system calls as possible (no size
+/// query; a short read of a regular file means its end): `status` reads one
+/// state file per process.
+pub fn read_all(mut f: File) -> io::Result<Vec<u8>> {
     use std::io::Read;
-    let mut f = File::open(path)?;
     let mut buf = vec![0u8; 8192];
     let mut len = 0;
     loop {

@@ -265,13 +265,9 @@ pub fn try_hold_lock(path: &Path) -> io::Result<Option<File>> {
 
 /// Whether some process holds the lock of `try_hold_lock`; asks without taking it,
 /// so a probe never makes a starting supervisor believe it has a rival.
-pub fn lock_is_held(path: &Path) -> bool {
-    match File::open(path) {
-        Ok(f) => write_lock_query(f.as_raw_fd(), libc::F_OFD_GETLK)
-            .map(|fl| fl.l_type != libc::F_UNLCK as i16)
-            .unwrap_or(false),
-        Err(_) => false,
-    }
+pub fn lock_is_held_on(file: &File) -> bool {
+    write_lock_query(file.as_raw_fd(), libc::F_OFD_GETLK)
+        .is_ok_and(|fl| fl.l_type != libc::F_UNLCK as i16)
 }
 
 #[cfg(test)]
@@ -310,13 +306,14 @@ mod tests {
     fn lock_probe_does_not_take_the_lock() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.sup");
-        assert!(!lock_is_held(&p));
+        let held_by_other = |p: &Path| File::open(p).is_ok_and(|f| lock_is_held_on(&f));
+        assert!(!held_by_other(&p));
         let held = try_hold_lock(&p).unwrap().unwrap();
         // OFD locks conflict between open file descriptions, even in one process.
-        assert!(lock_is_held(&p));
+        assert!(held_by_other(&p));
         assert!(try_hold_lock(&p).unwrap().is_none());
         drop(held);
-        assert!(!lock_is_held(&p));
+        assert!(!held_by_other(&p));
         assert!(try_hold_lock(&p).unwrap().is_some());
     }
 }

@@ -68,9 +68,24 @@ pub struct Entry {
     pub log_keep: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stale_after_min: Option<f64>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
 }
+
+/// Every field `Entry` knows; anything else in an entry is kept as it is.
+const KNOWN_FIELDS: &[&str] = &[
+    "command",
+    "duration_min",
+    "auto_restart",
+    "max_restarts",
+    "restart_cooldown",
+    "cwd",
+    "env",
+    "stop_signal",
+    "stop_timeout_s",
+    "alert_command",
+    "log_max_bytes",
+    "log_keep",
+    "stale_after_min",
+];
 
 /// Writes 480.0 as 480, so that a seed registry keeps its look on rewrite.
 fn whole_if_integral<S: serde::Serializer>(v: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -97,7 +112,6 @@ impl Entry {
             log_max_bytes: None,
             log_keep: None,
             stale_after_min: None,
-            extra: Map::new(),
         }
     }
 
@@ -335,10 +349,32 @@ impl Registry {
     }
 
     /// Inserts or replaces an entry; returns whether the name was already registered.
+    /// Fields this version does not know, in an entry being replaced, stay
+    /// as they were, where they were.
     pub fn insert(&mut self, name: &str, entry: &Entry) -> Result<bool> {
-        let value = serde_json::to_value(entry)
-            .map_err(|e| Error::Failed(format!("cannot encode entry {name:?}: {e}")))?;
-        Ok(self.map.insert(name.to_string(), value).is_some())
+        let Ok(Value::Object(new)) = serde_json::to_value(entry) else {
+            return Err(Error::Failed(format!("cannot encode entry {name:?}")));
+        };
+        match self.map.get_mut(name) {
+            Some(Value::Object(old)) => {
+                for key in KNOWN_FIELDS {
+                    if !new.contains_key(*key) {
+                        old.shift_remove(*key);
+                    }
+                }
+                // Known keys already present keep their place.
+                old.extend(new);
+                Ok(true)
+            }
+            Some(other) => {
+                *other = Value::Object(new);
+                Ok(true)
+            }
+            None => {
+                self.map.insert(name.to_string(), Value::Object(new));
+                Ok(false)
+            }
+        }
     }
 
     pub fn remove(&mut self, name: &str) -> bool {
@@ -500,13 +536,22 @@ mod tests {
 
         let text = r#"{"a":{"command":"x","owner":"ops","nested":{"k":[1,2]}}}"#;
         let reg = Registry::parse("r.json".into(), text).unwrap();
-        let e = reg.require("a").unwrap();
-        assert_eq!(e.extra["owner"], "ops");
+        let mut e = reg.require("a").unwrap();
+        e.command = "y".into();
+        e.cwd = Some("/".into());
         let mut reg2 = reg.clone();
         reg2.insert("a", &e).unwrap();
         let back: Value = serde_json::from_slice(&reg2.to_bytes()).unwrap();
         assert_eq!(back["a"]["owner"], "ops");
         assert_eq!(back["a"]["nested"]["k"][1], 2);
+        assert_eq!(back["a"]["command"], "y");
+        assert_eq!(back["a"]["cwd"], "/");
+        // A known field dropped from the entry is dropped from the file.
+        e.cwd = None;
+        reg2.insert("a", &e).unwrap();
+        let back: Value = serde_json::from_slice(&reg2.to_bytes()).unwrap();
+        assert!(back["a"].get("cwd").is_none());
+        assert_eq!(back["a"]["owner"], "ops");
     }
 
     #[test]

@@ -126,7 +126,7 @@ pub struct RunState {
 impl RunState {
     pub fn load(ws: &Workspace, name: &str) -> Result<Option<RunState>> {
         let path = ws.run_file(name, ".json");
-        match fsutil::read_small(&path) {
+        match ws.open_run_file(name, ".json").and_then(fsutil::read_all) {
             Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("read", &path, e)),
@@ -159,7 +159,8 @@ impl RunState {
 
 /// Whether a supervisor for `name` is alive (it holds `run/<name>.sup`).
 pub fn supervisor_alive(ws: &Workspace, name: &str) -> bool {
-    proc::lock_is_held(&ws.run_file(name, ".sup"))
+    ws.open_run_file(name, ".sup")
+        .is_ok_and(|f| proc::lock_is_held_on(&f))
 }
 
 /// Serialises decisions about one process (start, stop, revive) between

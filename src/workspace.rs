@@ -18,6 +18,9 @@ pub const ALERT_DIR_ENV: &str = "PROCESS_GUARDIAN_ALERT_DIR";
 #[derive(Clone, Debug)]
 pub struct Workspace {
     root: PathBuf,
+    /// `run/`, opened once: status reads two files a process from it, and a
+    /// lookup relative to it skips walking the whole path each time.
+    run_fd: std::sync::Arc<std::sync::OnceLock<Option<std::os::fd::OwnedFd>>>,
 }
 
 impl Workspace {
@@ -57,7 +60,10 @@ impl Workspace {
                 root.display()
             )));
         }
-        Ok(Workspace { root })
+        Ok(Workspace {
+            root,
+            run_fd: Default::default(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -85,6 +91,30 @@ impl Workspace {
     pub fn run_file(&self, name: &str, suffix: &str) -> PathBuf {
         self.run_dir().join(format!("{name}{suffix}"))
     }
+    /// Opens `run/<name><suffix>` for reading.
+    pub fn open_run_file(&self, name: &str, suffix: &str) -> std::io::Result<fs::File> {
+        use rustix::fs::{Mode, OFlags};
+        let dir = self.run_fd.get_or_init(|| {
+            rustix::fs::open(
+                self.run_dir(),
+                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()
+        });
+        match dir {
+            Some(dir) => rustix::fs::openat(
+                dir,
+                format!("{name}{suffix}"),
+                OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map(fs::File::from)
+            .map_err(std::io::Error::from),
+            None => fs::File::open(self.run_file(name, suffix)),
+        }
+    }
+
     pub fn log_path(&self, name: &str) -> PathBuf {
         self.logs_dir().join(format!("{name}.log"))
     }

@@ -7,7 +7,6 @@ use std::collections::HashSet;
 use std::fs;
 
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use crate::alert::{self, Alert, Kind};
 use crate::error::Result;
@@ -18,6 +17,16 @@ use crate::proc;
 use crate::registry::Registry;
 use crate::state::{self, Desired, Phase};
 use crate::workspace::Workspace;
+
+/// What `healthcheck --json` prints.
+#[derive(Serialize)]
+struct Report<'a> {
+    healthy: bool,
+    checked: usize,
+    actions: &'a [Action],
+    removed_state: &'a [String],
+    processes: Vec<super::status::Row<'a>>,
+}
 
 #[derive(Serialize)]
 struct Action {
@@ -209,20 +218,18 @@ pub fn run(ws: &Workspace, as_json: bool) -> Result<i32> {
     let code = if unhealthy { 1 } else { 0 };
     if as_json {
         let registry = Registry::load(ws)?;
-        let mut processes = Vec::new();
-        for name in registry.names() {
-            if let Ok(Some(entry)) = registry.get(name) {
-                let seen = state::observe(ws, name)?;
-                processes.push(super::status::to_json(ws, name, &entry, &seen));
-            }
-        }
-        let report: Value = json!({
-            "healthy": !unhealthy,
-            "checked": registry.len(),
-            "actions": actions,
-            "removed_state": removed,
-            "processes": processes,
-        });
+        let names: Vec<String> = registry.names().map(str::to_string).collect();
+        let rows = super::status::observe_all(ws, &registry, &names)?;
+        let report = Report {
+            healthy: !unhealthy,
+            checked: registry.len(),
+            actions: &actions,
+            removed_state: &removed,
+            processes: rows
+                .iter()
+                .map(|(n, e, s)| super::status::row(ws, n, e, s))
+                .collect(),
+        };
         println!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()

@@ -74,14 +74,9 @@ pub fn register(
     duration_min: Option<f64>,
     opts: &EntryOpts,
 ) -> Result<i32> {
-    let mut entry = build_entry(command, duration_min, opts)?;
-    let updated = Registry::update(ws, |reg| {
-        // Fields this version does not know survive a re-registration.
-        if let Some(old) = reg.get(name).ok().flatten() {
-            entry.extra = old.extra;
-        }
-        reg.insert(name, &entry)
-    })?;
+    let entry = build_entry(command, duration_min, opts)?;
+    // Fields this version does not know survive a re-registration (see Registry::insert).
+    let updated = Registry::update(ws, |reg| reg.insert(name, &entry))?;
     if updated {
         println!("updated {name}: {} ({})", entry.command, describe(&entry));
         if state::supervisor_alive(ws, name) {
@@ -103,12 +98,6 @@ pub fn register(
 pub fn run(ws: &Workspace, a: &RunArgs) -> Result<i32> {
     let command = cmdline::join(&a.argv);
     let entry = build_entry(command, a.duration, &a.opts)?;
-    Registry::update(ws, |reg| {
-        let mut entry = entry.clone();
-        if let Some(old) = reg.get(&a.name).ok().flatten() {
-            entry.extra = old.extra;
-        }
-        reg.insert(&a.name, &entry)
-    })?;
+    Registry::update(ws, |reg| reg.insert(&a.name, &entry))?;
     super::start::start(ws, &a.name, None)
 }

@@ -2,36 +2,69 @@
 
 use std::io::{IsTerminal, Write};
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::error::Result;
 use crate::registry::{Entry, Registry};
-use crate::state::{self, Observed, Shown};
+use crate::state::{self, Desired, ExitRecord, Observed, Shown};
 use crate::workspace::Workspace;
 
-/// One process as `status --json` and `healthcheck --json` print it.
-pub fn to_json(ws: &Workspace, name: &str, entry: &Entry, seen: &Observed) -> Value {
+/// One process as `status --json` and `healthcheck --json` print it,
+/// serialized straight from borrowed fields.
+#[derive(Serialize)]
+pub struct Row<'a> {
+    name: &'a str,
+    state: &'static str,
+    pid: Option<i32>,
+    uptime_s: Option<f64>,
+    restarts: u32,
+    desired: Desired,
+    last_exit: Option<&'a ExitRecord>,
+    auto_restart: bool,
+    duration_min: f64,
+    command: &'a str,
+    log: std::path::PathBuf,
+    cwd: Option<&'a str>,
+    supervisor_pid: Option<i32>,
+    quick_crashes: u32,
+    next_start_at: Option<&'a str>,
+    stopped_by: Option<&'a str>,
+    message: Option<&'a str>,
+}
+
+pub fn row<'a>(ws: &Workspace, name: &'a str, entry: &'a Entry, seen: &'a Observed) -> Row<'a> {
     let st = seen.state.as_ref();
     let running = seen.shown == Shown::Running;
-    json!({
-        "name": name,
-        "state": seen.shown.as_str(),
-        "pid": seen.pid().filter(|_| running),
-        "uptime_s": st.filter(|_| running && seen.command_alive).and_then(|s| s.uptime_s()).map(|u| u.max(0.0)),
-        "restarts": st.map_or(0, |s| s.restarts),
-        "desired": match seen.state { Some(_) => seen.desired(), None => state::Desired::Stopped },
-        "last_exit": st.and_then(|s| s.last_exit.clone()),
-        "auto_restart": entry.auto_restart,
-        "duration_min": entry.duration_min,
-        "command": entry.command,
-        "log": ws.log_path(name),
-        "cwd": entry.cwd,
-        "supervisor_pid": st.and_then(|s| s.supervisor_pid).filter(|_| seen.supervisor_alive),
-        "quick_crashes": st.map_or(0, |s| s.quick_crashes),
-        "next_start_at": st.and_then(|s| s.next_start_at.clone()).filter(|_| seen.shown == Shown::Backoff),
-        "stopped_by": st.and_then(|s| s.stopped_by.clone()),
-        "message": st.and_then(|s| s.message.clone()),
-    })
+    Row {
+        name,
+        state: seen.shown.as_str(),
+        pid: seen.pid().filter(|_| running),
+        uptime_s: st
+            .filter(|_| running && seen.command_alive)
+            .and_then(|s| s.uptime_s())
+            .map(|u| u.max(0.0)),
+        restarts: st.map_or(0, |s| s.restarts),
+        desired: if st.is_some() {
+            seen.desired()
+        } else {
+            Desired::Stopped
+        },
+        last_exit: st.and_then(|s| s.last_exit.as_ref()),
+        auto_restart: entry.auto_restart,
+        duration_min: entry.duration_min,
+        command: &entry.command,
+        log: ws.log_path(name),
+        cwd: entry.cwd.as_deref(),
+        supervisor_pid: st
+            .and_then(|s| s.supervisor_pid)
+            .filter(|_| seen.supervisor_alive),
+        quick_crashes: st.map_or(0, |s| s.quick_crashes),
+        next_start_at: st
+            .and_then(|s| s.next_start_at.as_deref())
+            .filter(|_| seen.shown == Shown::Backoff),
+        stopped_by: st.and_then(|s| s.stopped_by.as_deref()),
+        message: st.and_then(|s| s.message.as_deref()),
+    }
 }
 
 pub fn run(ws: &Workspace, name: Option<&str>, as_json: bool) -> Result<i32> {
@@ -47,12 +80,10 @@ pub fn run(ws: &Workspace, name: Option<&str>, as_json: bool) -> Result<i32> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if as_json {
-        let arr: Vec<Value> = rows.iter().map(|(n, e, s)| to_json(ws, n, e, s)).collect();
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&arr).unwrap_or_else(|_| "[]".into())
-        );
+        let arr: Vec<Row> = rows.iter().map(|(n, e, s)| row(ws, n, e, s)).collect();
+        let mut buf = std::io::BufWriter::new(&mut out);
+        let _ = serde_json::to_writer_pretty(&mut buf, &arr);
+        let _ = writeln!(buf);
         return Ok(0);
     }
     if registry.is_empty() {
@@ -82,7 +113,7 @@ pub fn observe_all(
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
-    if names.len() < 64 || threads < 2 {
+    if names.len() < 500 || threads < 2 {
         return names.iter().map(one).collect();
     }
     let chunk = names.len().div_ceil(threads);
