@@ -313,6 +313,12 @@ mod tests {
         assert!(held_by_other(&p));
         assert!(try_hold_lock(&p).unwrap().is_none());
         drop(held);
+        // Another test's fork may hold a copy of the descriptor until its exec
+        // closes it (close-on-exec): give that a moment.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while held_by_other(&p) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         assert!(!held_by_other(&p));
         assert!(try_hold_lock(&p).unwrap().is_some());
     }
