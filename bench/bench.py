@@ -444,17 +444,20 @@ class Pm2:
             self.kill()
 
 
-class Runit:
-    name = "runit"
-    defaults = ("runsvdir + runsv per service; each kill after 1.1 s of uptime, since runsv waits 1 s "
-                "before restarting a service that ran less than 1 s")
+class ServiceDirs:
+    """runit and s6: a scanner process, one supervisor process per service
+    directory holding a `run` script. Subclasses name the programs."""
+
+    name = scanner = supervisor = ""
+    check = ()
+    ready_file = ""
 
     def __init__(self, tmp):
-        self.dir = os.path.join(tmp, "runit")
+        self.dir = os.path.join(tmp, self.name)
         self.proc = None
 
     def available(self):
-        return shutil.which("runsvdir") and shutil.which("runsv") and shutil.which("sv")
+        return all(shutil.which(c) for c in self.check)
 
     def services(self, names, down=False):
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -469,91 +472,12 @@ class Runit:
                 open(os.path.join(d, "down"), "w").close()
 
     def up(self, count):
-        self.proc = subprocess.Popen(["runsvdir", self.dir], start_new_session=True,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: len([c for c in children(self.proc.pid) if comm(c) == "runsv"]) >= count, timeout=30)
-
-    def down(self):
-        if self.proc:
-            kill_tree(self.proc.pid)
-            self.proc.wait()
-            self.proc = None
-
-    def runsvs(self):
-        return [c for c in children(self.proc.pid) if comm(c) == "runsv"]
-
-    def restart(self, kills):
-        self.services([("r", "sleep 100000")])
-        self.up(1)
-        try:
-            return restart_latency(first_child(self.runsvs()[0]), kills, settle=1.1)
-        finally:
-            self.down()
-
-    def start_stop(self, runs):
-        self.services([("s", "sleep 100000")], down=True)
-        self.up(1)
-        svc = os.path.join(self.dir, "s")
-        wait_for(lambda: os.path.exists(os.path.join(svc, "supervise", "ok")), timeout=10)
-        starts, stops = [], []
-        try:
-            for _ in range(runs):
-                starts.append(timed(["sv", "start", svc])[0])
-                stops.append(timed(["sv", "stop", svc])[0])
-        finally:
-            self.down()
-        return summarize(starts), summarize(stops)
-
-    def hundred(self, runs):
-        self.services([(f"p{i}", f"sleep {100000 + i}") for i in range(100)])
-        self.up(100)
-        try:
-            wait_for(lambda: sum(1 for r in self.runsvs() for c in children(r) if comm(c) == "sleep") >= 100,
-                     timeout=30)
-            os.sync()
-            time.sleep(0.5)
-            pids = self.runsvs()
-            rss = sum(mem_kib(p)[0] for p in pids) + mem_kib(self.proc.pid)[0]
-            pss = sum(mem_kib(p)[1] for p in pids) + mem_kib(self.proc.pid)[1]
-            dirs = [os.path.join(self.dir, f"p{i}") for i in range(100)]
-            st = [timed(["sv", "status", *dirs])[0] for _ in range(runs)]
-            return summarize(st), {"supervised": 100, "rss_kib_per_process": round(rss / 100, 1),
-                                   "pss_kib_per_process": round(pss / 100, 1)}
-        finally:
-            self.down()
-
-
-class S6:
-    name = "s6"
-    defaults = ("s6-svscan + s6-supervise per service; each kill after 1.1 s of uptime, since "
-                "s6-supervise waits 1 s between two starts of a service")
-
-    def __init__(self, tmp):
-        self.dir = os.path.join(tmp, "s6")
-        self.proc = None
-
-    def available(self):
-        return shutil.which("s6-svscan") and shutil.which("s6-svc") and shutil.which("s6-svstat")
-
-    def services(self, names, down=False):
-        shutil.rmtree(self.dir, ignore_errors=True)
-        os.makedirs(self.dir)
-        for name, cmd in names:
-            d = os.path.join(self.dir, name)
-            os.makedirs(d)
-            with open(os.path.join(d, "run"), "w") as f:
-                f.write(f"#!/bin/sh\nexec {cmd}\n")
-            os.chmod(os.path.join(d, "run"), 0o755)
-            if down:
-                open(os.path.join(d, "down"), "w").close()
-
-    def up(self, count):
-        self.proc = subprocess.Popen(["s6-svscan", self.dir], start_new_session=True,
+        self.proc = subprocess.Popen([self.scanner, self.dir], start_new_session=True,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: len(self.supervisors()) >= count, timeout=30)
 
     def supervisors(self):
-        return [c for c in children(self.proc.pid) if comm(c) == "s6-supervise"]
+        return [c for c in children(self.proc.pid) if comm(c) == self.supervisor]
 
     def down(self):
         if self.proc:
@@ -573,12 +497,12 @@ class S6:
         self.services([("s", "sleep 100000")], down=True)
         self.up(1)
         svc = os.path.join(self.dir, "s")
-        wait_for(lambda: os.path.exists(os.path.join(svc, "supervise", "control")), timeout=10)
+        wait_for(lambda: os.path.exists(os.path.join(svc, "supervise", self.ready_file)), timeout=10)
         starts, stops = [], []
         try:
             for _ in range(runs):
-                starts.append(timed(["s6-svc", "-wu", "-u", svc])[0])
-                stops.append(timed(["s6-svc", "-wd", "-d", svc])[0])
+                starts.append(timed(self.start_cmd(svc))[0])
+                stops.append(timed(self.stop_cmd(svc))[0])
         finally:
             self.down()
         return summarize(starts), summarize(stops)
@@ -591,21 +515,52 @@ class S6:
                      timeout=30)
             os.sync()
             time.sleep(0.5)
-            pids = self.supervisors()
-            rss = sum(mem_kib(p)[0] for p in pids) + mem_kib(self.proc.pid)[0]
-            pss = sum(mem_kib(p)[1] for p in pids) + mem_kib(self.proc.pid)[1]
+            pids = self.supervisors() + [self.proc.pid]
+            rss = sum(mem_kib(p)[0] for p in pids)
+            pss = sum(mem_kib(p)[1] for p in pids)
             dirs = [os.path.join(self.dir, f"p{i}") for i in range(100)]
-
-            def loop():
-                t = time.perf_counter()
-                for d in dirs:
-                    subprocess.run(["s6-svstat", d], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                return (time.perf_counter() - t) * 1000
-            st = [loop() for _ in range(runs)]
+            st = [self.status_ms(dirs) for _ in range(runs)]
             return summarize(st), {"supervised": 100, "rss_kib_per_process": round(rss / 100, 1),
                                    "pss_kib_per_process": round(pss / 100, 1)}
         finally:
             self.down()
+
+
+class Runit(ServiceDirs):
+    name, scanner, supervisor = "runit", "runsvdir", "runsv"
+    check = ("runsvdir", "runsv", "sv")
+    ready_file = "ok"
+    defaults = ("runsvdir + runsv per service; each kill after 1.1 s of uptime, since runsv waits 1 s "
+                "before restarting a service that ran less than 1 s")
+
+    def start_cmd(self, svc):
+        return ["sv", "start", svc]
+
+    def stop_cmd(self, svc):
+        return ["sv", "stop", svc]
+
+    def status_ms(self, dirs):
+        return timed(["sv", "status", *dirs])[0]
+
+
+class S6(ServiceDirs):
+    name, scanner, supervisor = "s6", "s6-svscan", "s6-supervise"
+    check = ("s6-svscan", "s6-svc", "s6-svstat")
+    ready_file = "control"
+    defaults = ("s6-svscan + s6-supervise per service; each kill after 1.1 s of uptime, since "
+                "s6-supervise waits 1 s between two starts of a service")
+
+    def start_cmd(self, svc):
+        return ["s6-svc", "-wu", "-u", svc]
+
+    def stop_cmd(self, svc):
+        return ["s6-svc", "-wd", "-d", svc]
+
+    def status_ms(self, dirs):
+        t = time.perf_counter()
+        for d in dirs:
+            subprocess.run(["s6-svstat", d], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return (time.perf_counter() - t) * 1000
 
 
 # ----------------------------------------------------------------- report

@@ -258,20 +258,8 @@ impl Registry {
         let path = ws.registry_path();
         let text = fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
         let mut de = serde_json::Deserializer::from_str(&text);
-        let found =
-            serde::de::DeserializeSeed::deserialize(OneEntry(name), &mut de).map_err(|e| {
-                Error::RegistryCorrupt {
-                    path: path.clone(),
-                    line: e.line(),
-                    column: e.column(),
-                    reason: e
-                        .to_string()
-                        .split(" at line")
-                        .next()
-                        .unwrap_or("")
-                        .to_string(),
-                }
-            })?;
+        let found = serde::de::DeserializeSeed::deserialize(OneEntry(name), &mut de)
+            .map_err(|e| corrupt(&path, &e))?;
         found.ok_or_else(|| Error::NoSuchProcess {
             name: name.to_string(),
             registry: path,
@@ -285,17 +273,7 @@ impl Registry {
                 map: Map::new(),
             });
         }
-        let value: Value = serde_json::from_str(text).map_err(|e| Error::RegistryCorrupt {
-            path: path.clone(),
-            line: e.line(),
-            column: e.column(),
-            reason: e
-                .to_string()
-                .split(" at line")
-                .next()
-                .unwrap_or("")
-                .to_string(),
-        })?;
+        let value: Value = serde_json::from_str(text).map_err(|e| corrupt(&path, &e))?;
         match value {
             Value::Object(map) => Ok(Registry { path, map }),
             _ => Err(Error::RegistryCorrupt {
@@ -411,6 +389,22 @@ impl Registry {
         )
         .map_err(|e| Error::io("write", &registry.path, e))?;
         Ok(out)
+    }
+}
+
+/// A parse error, located in the file.
+fn corrupt(path: &Path, e: &serde_json::Error) -> Error {
+    Error::RegistryCorrupt {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        // serde_json appends the location itself; we give it in our own words.
+        reason: e
+            .to_string()
+            .split(" at line")
+            .next()
+            .unwrap_or("")
+            .to_string(),
     }
 }
 

@@ -86,40 +86,27 @@ impl ExitRecord {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[serde(default)]
 pub struct RunState {
     pub desired: Desired,
     pub phase: Phase,
-    #[serde(default)]
     pub boot_id: String,
     /// The command (leader of its own process group).
-    #[serde(default)]
     pub pid: Option<i32>,
-    #[serde(default)]
     pub pid_start: Option<u64>,
-    #[serde(default)]
     pub supervisor_pid: Option<i32>,
-    #[serde(default)]
     pub supervisor_start: Option<u64>,
     /// When the current command started.
-    #[serde(default)]
     pub started_at: Option<String>,
     /// Restarts since the last start by the user.
-    #[serde(default)]
     pub restarts: u32,
-    #[serde(default)]
     pub quick_crashes: u32,
-    #[serde(default)]
     pub last_exit: Option<ExitRecord>,
-    #[serde(default)]
     pub next_start_at: Option<String>,
-    #[serde(default)]
     pub failed_at: Option<String>,
-    #[serde(default)]
     pub stopped_by: Option<String>,
-    #[serde(default)]
     pub message: Option<String>,
     /// Written when the state last changed.
-    #[serde(default)]
     pub updated_at: Option<String>,
 }
 
