@@ -230,11 +230,13 @@ pub fn own_children() -> Vec<i32> {
         .unwrap_or_default()
 }
 
-fn write_lock_query(fd: i32, cmd: i32) -> io::Result<libc::flock> {
+fn write_lock_query(fd: i32, cmd: i32, slot: i64) -> io::Result<libc::flock> {
     // SAFETY: an all-zero flock is a valid value of the plain C struct.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = libc::F_WRLCK as i16;
     fl.l_whence = libc::SEEK_SET as i16;
+    fl.l_start = slot;
+    fl.l_len = 1;
     // SAFETY: fd is an open descriptor and `fl` a valid flock for the call.
     let r = unsafe { libc::fcntl(fd, cmd, &mut fl) };
     if r == -1 {
@@ -244,10 +246,12 @@ fn write_lock_query(fd: i32, cmd: i32) -> io::Result<libc::flock> {
     }
 }
 
-/// Takes the supervisor's liveness lock: an open-file-description lock on
-/// `path`, held until the supervisor's last descriptor closes (its death,
-/// kill -9 included). `None` if another process holds it.
-pub fn try_hold_lock(path: &Path) -> io::Result<Option<File>> {
+/// Takes a supervisor's liveness lock: an open-file-description lock on one
+/// byte (`slot`) of the shared lock file `path`, held until the supervisor's
+/// last descriptor closes (its death, kill -9 included). `None` if another
+/// process holds that byte. One file for all supervisors lets `status` probe
+/// each with a single fcntl.
+pub fn try_hold_lock(path: &Path, slot: i64) -> io::Result<Option<File>> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -256,17 +260,17 @@ pub fn try_hold_lock(path: &Path) -> io::Result<Option<File>> {
         .truncate(false)
         .mode(0o600)
         .open(path)?;
-    match write_lock_query(file.as_raw_fd(), libc::F_OFD_SETLK) {
+    match write_lock_query(file.as_raw_fd(), libc::F_OFD_SETLK, slot) {
         Ok(_) => Ok(Some(file)),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => Ok(None),
         Err(e) => Err(e),
     }
 }
 
-/// Whether some process holds the lock of `try_hold_lock`; asks without taking it,
-/// so a probe never makes a starting supervisor believe it has a rival.
-pub fn lock_is_held_on(file: &File) -> bool {
-    write_lock_query(file.as_raw_fd(), libc::F_OFD_GETLK)
+/// Whether some process holds byte `slot` of the lock file; asks without
+/// taking it, so a probe never makes a starting supervisor believe it has a rival.
+pub fn lock_is_held_on(file: &File, slot: i64) -> bool {
+    write_lock_query(file.as_raw_fd(), libc::F_OFD_GETLK, slot)
         .is_ok_and(|fl| fl.l_type != libc::F_UNLCK as i16)
 }
 
@@ -305,21 +309,26 @@ mod tests {
     #[test]
     fn lock_probe_does_not_take_the_lock() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("x.sup");
-        let held_by_other = |p: &Path| File::open(p).is_ok_and(|f| lock_is_held_on(&f));
-        assert!(!held_by_other(&p));
-        let held = try_hold_lock(&p).unwrap().unwrap();
+        let p = dir.path().join("supervisors.lock");
+        let held_by_other = |slot: i64| File::open(&p).is_ok_and(|f| lock_is_held_on(&f, slot));
+        assert!(!held_by_other(7));
+        let held = try_hold_lock(&p, 7).unwrap().unwrap();
         // OFD locks conflict between open file descriptions, even in one process.
-        assert!(held_by_other(&p));
-        assert!(try_hold_lock(&p).unwrap().is_none());
+        assert!(held_by_other(7));
+        assert!(try_hold_lock(&p, 7).unwrap().is_none());
+        // Other slots are free: one file serves every supervisor.
+        assert!(!held_by_other(8));
+        let neighbour = try_hold_lock(&p, 8).unwrap().unwrap();
         drop(held);
         // Another test's fork may hold a copy of the descriptor until its exec
         // closes it (close-on-exec): give that a moment.
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while held_by_other(&p) && std::time::Instant::now() < deadline {
+        while held_by_other(7) && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert!(!held_by_other(&p));
-        assert!(try_hold_lock(&p).unwrap().is_some());
+        assert!(!held_by_other(7));
+        assert!(held_by_other(8));
+        assert!(try_hold_lock(&p, 7).unwrap().is_some());
+        drop(neighbour);
     }
 }

@@ -144,10 +144,21 @@ impl RunState {
     }
 }
 
-/// Whether a supervisor for `name` is alive (it holds `run/<name>.sup`).
+/// Whether a supervisor for `name` is alive: it holds its byte of `run/supervisors.lock`.
 pub fn supervisor_alive(ws: &Workspace, name: &str) -> bool {
-    ws.open_run_file(name, ".sup")
-        .is_ok_and(|f| proc::lock_is_held_on(&f))
+    ws.supervisors_lock()
+        .is_some_and(|f| proc::lock_is_held_on(f, liveness_slot(name)))
+}
+
+/// The byte of `run/supervisors.lock` that the supervisor of `name` locks:
+/// a 62-bit FNV-1a hash of the name, so two names practically never share one.
+pub fn liveness_slot(name: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h >> 2) as i64
 }
 
 /// Serialises decisions about one process (start, stop, revive) between

@@ -154,7 +154,10 @@ impl Supervisor {
             .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
         redirect_stdio(&log);
 
-        let liveness = match proc::try_hold_lock(&ws.run_file(&name, ".sup")) {
+        let liveness = match proc::try_hold_lock(
+            &ws.supervisors_lock_path(),
+            crate::state::liveness_slot(&name),
+        ) {
             Ok(Some(f)) => f,
             Ok(None) => {
                 report(ready, &Ready::Already);
@@ -234,6 +237,8 @@ impl Supervisor {
         // hundred supervisors would otherwise each keep it for their lifetime.
         proc::release_free_heap();
 
+        // The command that died while no supervisor watched it, if adoption finds it gone.
+        let mut lost = None;
         if args.mode == Mode::Adopt {
             if let Some(pid) = previous.as_ref().and_then(|p| sup.adopt(p)) {
                 sup.lifecycle(&format!(
@@ -245,6 +250,7 @@ impl Supervisor {
             }
             // It died in the meantime: start it again, as a revival.
             sup.state.restarts += 1;
+            lost = previous.as_ref().and_then(|p| p.pid);
         } else if args.mode == Mode::Revive {
             sup.state.restarts += 1;
         }
@@ -254,6 +260,14 @@ impl Supervisor {
                 sup.lifecycle(&format!("started pid {pid}"));
                 sup.save();
                 report(ready, &Ready::Started(pid));
+                if let Some(old) = lost {
+                    let msg = format!(
+                        "{} (pid {old}) died while its supervisor was being replaced; started again as pid {pid}",
+                        sup.name
+                    );
+                    sup.lifecycle(&msg);
+                    sup.alert(Kind::Died, msg, Some(old), None);
+                }
                 Ok(Some(sup))
             }
             Err(reason) => {

@@ -21,6 +21,7 @@ pub struct Workspace {
     /// `run/`, opened once: status reads two files a process from it, and a
     /// lookup relative to it skips walking the whole path each time.
     run_fd: std::sync::Arc<std::sync::OnceLock<Option<std::os::fd::OwnedFd>>>,
+    sup_lock: std::sync::Arc<std::sync::OnceLock<fs::File>>,
 }
 
 impl Workspace {
@@ -63,6 +64,7 @@ impl Workspace {
         Ok(Workspace {
             root,
             run_fd: Default::default(),
+            sup_lock: Default::default(),
         })
     }
 
@@ -118,6 +120,23 @@ impl Workspace {
     pub fn log_path(&self, name: &str) -> PathBuf {
         self.logs_dir().join(format!("{name}.log"))
     }
+    /// One byte a supervisor, locked for as long as it lives (see
+    /// `state::liveness_slot`). Beside run/, so no name's files can clash with it.
+    pub fn supervisors_lock_path(&self) -> PathBuf {
+        self.state_dir().join("supervisors.lock")
+    }
+
+    /// The supervisors' lock file, opened once for probing (`None` while no
+    /// supervisor has ever run here, and then no supervisor is alive).
+    pub fn supervisors_lock(&self) -> Option<&fs::File> {
+        if let Some(f) = self.sup_lock.get() {
+            return Some(f);
+        }
+        let f = fs::File::open(self.supervisors_lock_path()).ok()?;
+        let _ = self.sup_lock.set(f);
+        self.sup_lock.get()
+    }
+
     pub fn cooldown_dir(&self) -> PathBuf {
         self.state_dir().join("alerted")
     }

@@ -12,7 +12,7 @@ pub fn run(ws: &Workspace, name: &str, purge: bool) -> Result<i32> {
     super::stop::stop(ws, name, None)?;
     let _lock = crate::state::lock_name(ws, name)?;
     let removed = Registry::update(ws, |reg| Ok(reg.remove(name)))?;
-    for suffix in [".json", ".stop", ".sup"] {
+    for suffix in [".json", ".stop"] {
         let _ = fs::remove_file(ws.run_file(name, suffix));
     }
     if purge {

@@ -292,7 +292,7 @@ fn remove_orphan_state(ws: &Workspace) -> Result<Vec<String>> {
     };
     for e in dir.flatten() {
         let file = e.file_name().to_string_lossy().into_owned();
-        let Some(name) = [".json", ".lock", ".sup", ".stop"]
+        let Some(name) = [".json", ".lock", ".stop"]
             .iter()
             .find_map(|s| file.strip_suffix(s))
         else {
