@@ -92,10 +92,10 @@ impl Alert {
 
     fn text(&self) -> String {
         let mut t = format!(
-            "process-guardian alert at {}\n[{}] {}: {}\n",
+            // The message names the process itself.
+            "process-guardian alert at {}\n[{}] {}\n",
             self.at,
             self.kind.as_str(),
-            self.name,
             self.message
         );
         if !self.log_tail.is_empty() {
