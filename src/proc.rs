@@ -196,6 +196,85 @@ pub fn unblock_signals_in_child(cmd: &mut std::process::Command) {
     }
 }
 
+/// Takes ownership of a descriptor inherited across exec (the ready pipe),
+/// marking it close-on-exec so it does not leak into the command.
+pub fn take_inherited_fd(fd: i32) -> Option<File> {
+    use std::os::fd::FromRawFd;
+    if fd <= 2 {
+        return None;
+    }
+    // SAFETY: fcntl on a descriptor number only inspects or flags it; a
+    // closed one fails with EBADF, and then we do not take it.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
+        return None;
+    }
+    // SAFETY: the descriptor is open (fcntl succeeded) and the process that
+    // passed it gave it to us alone.
+    Some(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Points stdout and stderr at `log` (so a panic lands there) and stdin at /dev/null.
+pub fn redirect_stdio(log: &File) {
+    // SAFETY: dup2 onto the standard descriptors, from descriptors that stay open for the call.
+    unsafe {
+        libc::dup2(log.as_raw_fd(), 1);
+        libc::dup2(log.as_raw_fd(), 2);
+        if let Ok(null) = File::open("/dev/null") {
+            libc::dup2(null.as_raw_fd(), 0);
+        }
+    }
+}
+
+/// Waits until one of up to two descriptors is readable, or `timeout`;
+/// says which are. `None` slots are not watched.
+pub fn poll_readable(fds: [Option<i32>; 2], timeout: Duration) -> [bool; 2] {
+    let mut set = fds.map(|fd| libc::pollfd {
+        fd: fd.unwrap_or(-1),
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: `set` is a valid array of two pollfds for the call (poll ignores a negative fd).
+    let r = unsafe { libc::poll(set.as_mut_ptr(), 2, ms) };
+    if r <= 0 {
+        return [false, false];
+    }
+    set.map(|p| p.revents != 0)
+}
+
+/// A child that exited, as `waitpid` reported it.
+pub struct Reaped {
+    pub pid: i32,
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl Reaped {
+    pub fn describe(&self) -> String {
+        match (self.code, self.signal) {
+            (_, Some(sig)) => format!("signal {}", signal_name(sig)),
+            (Some(code), None) => format!("code {code}"),
+            (None, None) => "unknown status".into(),
+        }
+    }
+}
+
+/// Collects one exited child, any of them, without waiting.
+pub fn reap_any() -> Option<Reaped> {
+    let mut status = 0;
+    // SAFETY: waitpid with a valid out-pointer; WNOHANG never blocks.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    if pid <= 0 {
+        return None;
+    }
+    let (code, signal) = if libc::WIFSIGNALED(status) {
+        (None, Some(libc::WTERMSIG(status)))
+    } else {
+        (Some(libc::WEXITSTATUS(status)), None)
+    };
+    Some(Reaped { pid, code, signal })
+}
+
 /// Restores the default action of SIGPIPE (the Rust runtime ignores it).
 pub fn default_sigpipe() {
     // SAFETY: setting a signal disposition to its default has no preconditions.

@@ -10,7 +10,7 @@
 //! touches nothing only the CLI needs, to stay small in memory.
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -73,14 +73,7 @@ pub fn main(args: &[String]) -> i32 {
         );
         return crate::error::EXIT_USAGE;
     };
-    let mut ready = args.ready_fd.filter(|fd| *fd > 2).map(|fd| {
-        // SAFETY: the parent passed us this descriptor, open, for our sole use;
-        // it must not leak into the command.
-        unsafe {
-            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-            File::from_raw_fd(fd)
-        }
-    });
+    let mut ready = args.ready_fd.and_then(proc::take_inherited_fd);
     match Supervisor::init(&args, &mut ready) {
         Ok(Some(mut sup)) => {
             let code = sup.run();
@@ -152,7 +145,7 @@ impl Supervisor {
         let log_path = ws.log_path(&name);
         let log = logs::open_append(&log_path)
             .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
-        redirect_stdio(&log);
+        proc::redirect_stdio(&log);
 
         let liveness = match proc::try_hold_lock(
             &ws.supervisors_lock_path(),
@@ -403,29 +396,14 @@ impl Supervisor {
 
     /// Sleeps until a signal, the adopted command's exit, or `timeout`.
     fn wait(&mut self, timeout: Duration) {
-        let mut fds = [
-            libc::pollfd {
-                fd: self.sigfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: self
-                    .child
-                    .as_ref()
-                    .and_then(|c| c.pidfd.as_ref())
-                    .map_or(-1, |p| p.as_raw_fd()),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: `fds` is a valid array of two pollfds (a negative fd is ignored by poll).
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
-        if r <= 0 {
-            return;
-        }
-        if fds[0].revents != 0 {
+        let pidfd = self
+            .child
+            .as_ref()
+            .and_then(|c| c.pidfd.as_ref())
+            .map(|p| p.as_raw_fd());
+        let [signalled, adopted_ended] =
+            proc::poll_readable([Some(self.sigfd.as_raw_fd()), pidfd], timeout);
+        if signalled {
             while let Ok(Some(info)) = self.sigfd.read_signal() {
                 match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGCHLD) => self.reap(),
@@ -436,35 +414,28 @@ impl Supervisor {
             // Signals coalesce: reap whatever is there, whichever woke us.
             self.reap();
         }
-        if fds[1].revents != 0 {
+        if adopted_ended {
             self.command_ended(None, None);
         }
     }
 
     /// Collects every exited child: the command, hooks, and orphans we inherited.
     fn reap(&mut self) {
-        loop {
-            let mut status = 0;
-            // SAFETY: plain waitpid on any child with a valid out-pointer.
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-            if pid <= 0 {
-                return;
-            }
+        while let Some(reaped) = proc::reap_any() {
+            let pid = reaped.pid;
             let ours = self
                 .child
                 .as_ref()
                 .is_some_and(|c| c.pid == pid && c.pidfd.is_none());
             if ours {
-                let (code, signal) = if libc::WIFSIGNALED(status) {
-                    (None, Some(libc::WTERMSIG(status)))
-                } else {
-                    (Some(libc::WEXITSTATUS(status)), None)
-                };
-                self.command_ended(code, signal);
+                self.command_ended(reaped.code, reaped.signal);
             } else if let Some(i) = self.hooks.iter().position(|(p, _)| *p == pid) {
                 self.hooks.swap_remove(i);
-                if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-                    self.lifecycle(&format!("alert hook pid {pid} failed (status {status:#x})"));
+                if reaped.code != Some(0) {
+                    self.lifecycle(&format!(
+                        "alert hook pid {pid} failed ({})",
+                        reaped.describe()
+                    ));
                 }
             }
         }
@@ -839,16 +810,4 @@ fn build_spawner(ws: &Workspace, name: &str, entry: &Entry) -> Result<Spawner, S
     env.insert("PROCESS_GUARDIAN_NAME".into(), name.to_string());
     let env: Vec<(String, String)> = env.into_iter().collect();
     Spawner::new(&cmdline::argv(&entry.command), &env, &cwd)
-}
-
-/// stdout and stderr to the log (a panic lands there), stdin from /dev/null.
-fn redirect_stdio(log: &File) {
-    // SAFETY: dup2 onto the standard descriptors of this single-threaded process.
-    unsafe {
-        libc::dup2(log.as_raw_fd(), 1);
-        libc::dup2(log.as_raw_fd(), 2);
-        if let Ok(null) = File::open("/dev/null") {
-            libc::dup2(null.as_raw_fd(), 0);
-        }
-    }
 }
