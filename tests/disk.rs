@@ -48,15 +48,11 @@ fn a_full_disk_refuses_register_and_keeps_the_command_running() {
         eprintln!("skipped: cannot mount a tmpfs here (needs root and mount rights)");
         return;
     };
-    env.ok(&[
-        "register",
+    let pid = env.launch(
         "writer",
         "while true; do echo some-output-that-cannot-be-written; sleep 0.01; done",
-        "--log-max-bytes",
-        "2000",
-    ]);
-    env.ok(&["start", "writer"]);
-    let pid = env.pid_of("writer").unwrap();
+        &["--log-max-bytes", "2000"],
+    );
     let filler = fill(&env.ws);
     let before = fs::read(env.registry_path()).unwrap();
 

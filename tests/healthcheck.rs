@@ -32,10 +32,8 @@ fn healthcheck_json(env: &Env, extra_env: &[(&str, &str)]) -> (i32, Value) {
 #[test]
 fn a_lost_supervisor_is_replaced_and_the_command_adopted() {
     let env = Env::new();
-    env.ok(&["register", "bot", "sleep 1000", "--restart-cooldown", "0.2"]);
-    env.ok(&["start", "bot"]);
+    let cmd = env.launch("bot", "sleep 1000", &["--restart-cooldown", "0.2"]);
     let sup = env.supervisor_pid("bot");
-    let cmd = env.pid_of("bot").unwrap();
     kill(sup, "KILL");
     assert!(wait_until(Duration::from_secs(2), || !alive(sup)));
     assert_eq!(env.status_of("bot")["state"], "dead");
@@ -281,17 +279,11 @@ fn alert_hook_gets_the_json_and_a_failing_hook_is_logged() {
     assert_eq!(alert["kind"], "died");
     assert_eq!(alert["name"], "hooked");
 
-    env.ok(&[
-        "register",
+    let first = env.launch(
         "badhook",
         "sleep 1000",
-        "--restart-cooldown",
-        "0",
-        "--alert-command",
-        "exit 7",
-    ]);
-    env.ok(&["start", "badhook"]);
-    let first = env.pid_of("badhook").unwrap();
+        &["--restart-cooldown", "0", "--alert-command", "exit 7"],
+    );
     kill(first, "KILL");
     assert!(wait_until(Duration::from_secs(3), || read(
         &env.log_path("badhook")
@@ -367,10 +359,8 @@ fn stale_state_is_cleaned_and_old_exits_are_dropped() {
 #[test]
 fn a_hung_command_under_a_frozen_supervisor_is_replaced() {
     let env = Env::new();
-    env.ok(&["register", "hung", "sleep 1000", "--stale-after", "1"]);
-    env.ok(&["start", "hung"]);
+    let cmd = env.launch("hung", "sleep 1000", &["--stale-after", "1"]);
     let sup = env.supervisor_pid("hung");
-    let cmd = env.pid_of("hung").unwrap();
     kill(sup, "STOP");
     // Its log has been quiet for ten minutes, far past stale_after plus the grace period.
     let st = std::process::Command::new("touch")

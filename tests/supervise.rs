@@ -130,15 +130,11 @@ fn crash_loop_gives_up_after_max_restarts() {
 #[test]
 fn stop_kills_a_group_that_ignores_term() {
     let env = Env::new();
-    env.ok(&[
-        "register",
+    let leader = env.launch(
         "stubborn",
         "trap '' TERM; sleep 1000 & sleep 1000 & wait",
-        "--stop-timeout",
-        "1",
-    ]);
-    env.ok(&["start", "stubborn"]);
-    let leader = env.pid_of("stubborn").unwrap();
+        &["--stop-timeout", "1"],
+    );
     let (_, _, pgid, _) = stat(leader).unwrap();
     assert!(wait_until(Duration::from_secs(2), || group_members(pgid)
         .len()
@@ -406,17 +402,11 @@ fn start_wait_reports_a_command_that_dies_soon() {
 #[test]
 fn a_quiet_command_is_restarted_as_stale() {
     let env = Env::new();
-    env.ok(&[
-        "register",
+    let first = env.launch(
         "quiet",
         "sleep 1000",
-        "--stale-after",
-        "0.02",
-        "--restart-cooldown",
-        "0",
-    ]);
-    env.ok(&["start", "quiet"]);
-    let first = env.pid_of("quiet").unwrap();
+        &["--stale-after", "0.02", "--restart-cooldown", "0"],
+    );
     assert!(
         wait_until(Duration::from_secs(5), || env
             .pid_of("quiet")

@@ -83,6 +83,15 @@ impl Env {
         all.remove(0)
     }
 
+    /// `register <name> <command> [options]`, then `start <name>`; the command's pid.
+    pub fn launch(&self, name: &str, command: &str, options: &[&str]) -> i32 {
+        let mut args = vec!["register", name, command];
+        args.extend_from_slice(options);
+        self.ok(&args);
+        self.ok(&["start", name]);
+        self.pid_of(name).expect("running after start")
+    }
+
     pub fn pid_of(&self, name: &str) -> Option<i32> {
         self.status_of(name)["pid"].as_i64().map(|p| p as i32)
     }
