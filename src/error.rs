@@ -33,6 +33,17 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// A workspace file or directory that another user could control: using
+    /// it would run their commands as us (as git refuses a foreign repository).
+    #[error(
+        "refusing {path}: {reason}; a workspace another user can change would run its commands as you. {fix}"
+    )]
+    Untrusted {
+        path: PathBuf,
+        reason: String,
+        fix: String,
+    },
+
     #[error(
         "no process named {name:?} in {registry}; see `process-guardian status` for the registered names"
     )]
@@ -53,9 +64,10 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::RegistryCorrupt { .. } | Error::InvalidName { .. } | Error::Invalid(_) => {
-                EXIT_USAGE
-            }
+            Error::RegistryCorrupt { .. }
+            | Error::InvalidName { .. }
+            | Error::Invalid(_)
+            | Error::Untrusted { .. } => EXIT_USAGE,
             Error::NoSuchProcess { .. } => EXIT_NO_SUCH_PROCESS,
             Error::Io { .. } | Error::Failed(_) => EXIT_FAILURE,
         }

@@ -1,12 +1,14 @@
 //! Small file helpers shared by the registry, the state files and the alerts:
-//! atomic replacement (temp file in the same directory, then rename) and
-//! time stamps.
+//! atomic replacement (temp file in the same directory, then rename), opening
+//! files that must be our own (never through a symlink, never one another
+//! user owns), exclusive locks, checked durations and time stamps.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 static TEMP_COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -73,6 +75,103 @@ pub fn write_atomic_with(
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Why a file we were about to use is not ours to use.
+fn not_ours(path: &Path, why: String) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!("{} {why}; process-guardian uses only regular files of its own here", path.display()),
+    )
+}
+
+/// The effective user id of this process.
+pub fn euid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Checks an opened file: a regular file, owned by us, writable by nobody else.
+pub fn check_own_file(file: &File, path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let m = file.metadata()?;
+    if !m.file_type().is_file() {
+        return Err(not_ours(path, "is not a regular file".into()));
+    }
+    if m.uid() != euid() {
+        return Err(not_ours(
+            path,
+            format!("is owned by uid {}, not by you (uid {})", m.uid(), euid()),
+        ));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(not_ours(
+            path,
+            format!("is writable by others (mode {:o})", m.mode() & 0o7777),
+        ));
+    }
+    Ok(())
+}
+
+/// Opens a file of ours with `opts`, never following a symlink at its name
+/// (a planted link fails with ELOOP), creating it 0600, and refuses one that
+/// is not a regular file of ours.
+pub fn open_own(path: &Path, opts: &mut OpenOptions) -> io::Result<File> {
+    let file = opts
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                not_ours(path, "is a symbolic link".into())
+            } else {
+                e
+            }
+        })?;
+    check_own_file(&file, path)?;
+    Ok(file)
+}
+
+/// Opens a file of ours for reading (see `open_own`).
+pub fn open_own_read(path: &Path) -> io::Result<File> {
+    open_own(path, OpenOptions::new().read(true))
+}
+
+/// Opens (creating) a file of ours for appending (see `open_own`).
+pub fn open_own_append(path: &Path) -> io::Result<File> {
+    open_own(path, OpenOptions::new().append(true).create(true))
+}
+
+/// Opens (creating) and exclusively locks a lock file of ours; the lock
+/// lasts as long as the returned file.
+pub fn lock_exclusive(path: &Path) -> crate::error::Result<File> {
+    let file = open_own(
+        path,
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+    )
+    .map_err(|e| crate::error::Error::io("open lock file", path, e))?;
+    file.lock()
+        .map_err(|e| crate::error::Error::io("lock", path, e))?;
+    Ok(file)
+}
+
+/// Seconds as a `Duration`, or `None` for a negative, non-finite or
+/// too-large number: every float that becomes a duration passes here.
+pub fn secs(s: f64) -> Option<Duration> {
+    if s.is_finite() && s >= 0.0 {
+        Duration::try_from_secs_f64(s).ok()
+    } else {
+        None
+    }
+}
+
+/// `now + d`, saturating far in the future instead of overflowing.
+pub fn after(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
 }
 
 /// The rest of an open file in as few system calls as possible (no size

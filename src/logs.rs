@@ -11,13 +11,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Opens a log for appending, creating it (0600).
+/// Opens a log for appending, creating it (0600); never through a symlink,
+/// never a file another user owns.
 pub fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(path)
+    crate::fsutil::open_own_append(path)
 }
 
 /// Appends one timestamped lifecycle line, in one write.

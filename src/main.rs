@@ -11,6 +11,7 @@ mod logs;
 mod policy;
 mod proc;
 mod registry;
+mod signals;
 mod state;
 mod supervise;
 mod workspace;

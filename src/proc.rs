@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::error::{Error, Result};
 
 /// Test-only: pretend the machine booted again by overriding the boot id.
 pub const BOOT_ID_ENV: &str = "PROCESS_GUARDIAN_BOOT_ID";
@@ -31,33 +30,6 @@ pub fn boot_id() -> &'static str {
             .map(|s| s.trim().to_string())
             .unwrap_or_default()
     })
-}
-
-/// Parses a signal name: `TERM`, `SIGTERM`, `term` or a number.
-pub fn parse_signal(name: &str) -> Result<Signal> {
-    let upper = name.trim().to_ascii_uppercase();
-    if let Ok(n) = upper.parse::<i32>() {
-        return Signal::try_from(n)
-            .map_err(|_| Error::Invalid(format!("unknown signal number {n}")));
-    }
-    let full = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    full.parse::<Signal>().map_err(|_| {
-        Error::Invalid(format!(
-            "unknown signal {name:?}: use a name such as TERM, INT, HUP or KILL"
-        ))
-    })
-}
-
-/// `SIGKILL` → `KILL`.
-pub fn signal_name(sig: i32) -> String {
-    match Signal::try_from(sig) {
-        Ok(s) => s.as_str().trim_start_matches("SIG").to_string(),
-        Err(_) => sig.to_string(),
-    }
 }
 
 /// What `/proc/<pid>/stat` says of a process.
@@ -252,7 +224,7 @@ pub struct Reaped {
 impl Reaped {
     pub fn describe(&self) -> String {
         match (self.code, self.signal) {
-            (_, Some(sig)) => format!("signal {}", signal_name(sig)),
+            (_, Some(sig)) => format!("signal {}", crate::signals::name(sig)),
             (Some(code), None) => format!("code {code}"),
             (None, None) => "unknown status".into(),
         }
@@ -374,15 +346,6 @@ mod tests {
         assert!(!is_ours_alive(me, st.start_time, "another-boot"));
         assert!(PidFd::open_verified(me, st.start_time + 1, boot_id()).is_none());
         assert!(PidFd::open_verified(me, st.start_time, boot_id()).is_some());
-    }
-
-    #[test]
-    fn signals_parse() {
-        assert_eq!(parse_signal("TERM").unwrap(), Signal::SIGTERM);
-        assert_eq!(parse_signal("sigint").unwrap(), Signal::SIGINT);
-        assert_eq!(parse_signal("9").unwrap(), Signal::SIGKILL);
-        assert!(parse_signal("BOGUS").is_err());
-        assert_eq!(signal_name(9), "KILL");
     }
 
     #[test]

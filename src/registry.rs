@@ -8,9 +8,7 @@
 //! that does not parse is never written.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,6 +26,23 @@ pub const DEFAULT_STOP_TIMEOUT_S: f64 = 10.0;
 pub const DEFAULT_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
 pub const DEFAULT_LOG_KEEP: u32 = 3;
 const MAX_NAME_LEN: usize = 64;
+
+/// The range of every number an entry holds, checked at `register` and on
+/// every load, so that no value from a flag or a hand-edited file can make a
+/// duration overflow, a loop run for ever, or a conversion panic.
+pub const MAX_STOP_TIMEOUT_S: f64 = 86_400.0;
+pub const MAX_RESTART_COOLDOWN_S: f64 = 86_400.0;
+/// Ten years.
+pub const MAX_DURATION_MIN: f64 = 5_256_000.0;
+/// A year.
+pub const MAX_STALE_AFTER_MIN: f64 = 525_600.0;
+pub const MIN_LOG_MAX_BYTES: u64 = 4096;
+/// One TiB.
+pub const MAX_LOG_MAX_BYTES: u64 = 1 << 40;
+pub const MAX_LOG_KEEP: u32 = 100;
+const MAX_COMMAND_LEN: usize = 65_536;
+/// `logs/healthcheck.log` is the healthcheck's own log, so no process may take its name.
+pub const RESERVED_NAMES: &[&str] = &["healthcheck"];
 
 fn yes() -> bool {
     true
@@ -119,64 +134,124 @@ impl Entry {
         self.stop_signal.as_deref().unwrap_or(DEFAULT_STOP_SIGNAL)
     }
     pub fn stop_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.stop_timeout_s.unwrap_or(DEFAULT_STOP_TIMEOUT_S))
+        self.stop_timeout_s
+            .and_then(fsutil::secs)
+            .unwrap_or(Duration::from_secs(DEFAULT_STOP_TIMEOUT_S as u64))
+    }
+    /// How long the log may stay quiet before the command counts as hung.
+    pub fn stale_after(&self) -> Option<Duration> {
+        self.stale_after_min.and_then(|m| fsutil::secs(m * 60.0))
     }
     pub fn log_max_bytes(&self) -> u64 {
         self.log_max_bytes.unwrap_or(DEFAULT_LOG_MAX_BYTES)
     }
     pub fn log_keep(&self) -> u32 {
-        self.log_keep.unwrap_or(DEFAULT_LOG_KEEP)
+        self.log_keep.unwrap_or(DEFAULT_LOG_KEEP).min(MAX_LOG_KEEP)
     }
 
-    /// Checks every field; the message names the field and the bad value.
+    /// Checks every field against its range; the message names the field,
+    /// the flag that sets it, the allowed range and the bad value. Runs at
+    /// `register` and on every load.
     pub fn validate(&self) -> Result<()> {
         if self.command.trim().is_empty() {
             return Err(Error::Invalid(
                 "the command is empty: give the program to run".into(),
             ));
         }
-        non_negative("duration_min", self.duration_min)?;
-        non_negative("restart_cooldown", self.restart_cooldown)?;
+        if self.command.len() > MAX_COMMAND_LEN {
+            return Err(Error::Invalid(format!(
+                "the command is {} bytes long; at most {MAX_COMMAND_LEN} are allowed",
+                self.command.len()
+            )));
+        }
+        no_nul("command", &self.command)?;
+        in_range(
+            "duration_min",
+            "DURATION_MIN / --duration",
+            self.duration_min,
+            0.0,
+            MAX_DURATION_MIN,
+            "minutes",
+        )?;
+        in_range(
+            "restart_cooldown",
+            "--restart-cooldown",
+            self.restart_cooldown,
+            0.0,
+            MAX_RESTART_COOLDOWN_S,
+            "seconds",
+        )?;
         if let Some(t) = self.stop_timeout_s {
-            non_negative("stop_timeout_s", t)?;
+            in_range(
+                "stop_timeout_s",
+                "--stop-timeout",
+                t,
+                0.0,
+                MAX_STOP_TIMEOUT_S,
+                "seconds",
+            )?;
         }
         if let Some(m) = self.stale_after_min {
-            non_negative("stale_after_min", m)?;
+            in_range(
+                "stale_after_min",
+                "--stale-after",
+                m,
+                0.0,
+                MAX_STALE_AFTER_MIN,
+                "minutes",
+            )?;
             if m == 0.0 {
                 return Err(Error::Invalid(
-                    "stale_after_min must be greater than 0".into(),
+                    "stale_after_min (--stale-after) must be more than 0 minutes".into(),
                 ));
             }
         }
         if let Some(sig) = &self.stop_signal {
-            crate::proc::parse_signal(sig)?;
+            crate::signals::parse(sig)?;
         }
-        if let Some(cwd) = &self.cwd
-            && !Path::new(cwd).is_dir()
+        if let Some(cwd) = &self.cwd {
+            no_nul("cwd", cwd)?;
+        }
+        for (key, value) in &self.env {
+            validate_env_key(key)?;
+            no_nul(key, value)?;
+        }
+        if let Some(cmd) = &self.alert_command {
+            no_nul("alert_command", cmd)?;
+        }
+        if let Some(n) = self.log_max_bytes
+            && !(MIN_LOG_MAX_BYTES..=MAX_LOG_MAX_BYTES).contains(&n)
         {
             return Err(Error::Invalid(format!(
-                "cwd {cwd:?} is not an existing directory"
+                "log_max_bytes (--log-max-bytes) must be from {MIN_LOG_MAX_BYTES} to {MAX_LOG_MAX_BYTES} bytes, not {n}"
             )));
         }
-        for key in self.env.keys() {
-            validate_env_key(key)?;
-        }
-        if self.log_max_bytes == Some(0) {
-            return Err(Error::Invalid(
-                "log_max_bytes must be greater than 0".into(),
-            ));
+        if let Some(n) = self.log_keep
+            && n > MAX_LOG_KEEP
+        {
+            return Err(Error::Invalid(format!(
+                "log_keep (--log-keep) must be from 0 to {MAX_LOG_KEEP}, not {n}"
+            )));
         }
         Ok(())
     }
 }
 
-fn non_negative(field: &str, v: f64) -> Result<()> {
-    if v.is_finite() && v >= 0.0 {
+fn in_range(field: &str, flag: &str, v: f64, min: f64, max: f64, unit: &str) -> Result<()> {
+    if v.is_finite() && (min..=max).contains(&v) {
         Ok(())
     } else {
         Err(Error::Invalid(format!(
-            "{field} must be a non-negative number, not {v}"
+            "{field} ({flag}) must be a number from {min} to {max} {unit}, not {v}"
         )))
+    }
+}
+
+fn no_nul(field: &str, v: &str) -> Result<()> {
+    if v.contains('\0') {
+        Err(Error::Invalid(format!("{field} contains a NUL byte")))
+    } else {
+        Ok(())
     }
 }
 
@@ -230,6 +305,9 @@ pub fn validate_name(name: &str) -> Result<()> {
     {
         return bad("use only letters, digits, '.', '_' and '-'");
     }
+    if RESERVED_NAMES.contains(&name) {
+        return bad("it is reserved: logs/healthcheck.log is the healthcheck's own log");
+    }
     Ok(())
 }
 
@@ -244,26 +322,35 @@ impl Registry {
     /// Reads the registry; a missing file is an empty registry.
     pub fn load(ws: &Workspace) -> Result<Registry> {
         let path = ws.registry_path();
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+        let bytes = match read_registry(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(Error::io("read", &path, e)),
         };
-        Registry::parse(path, &text)
+        Registry::parse_bytes(path, &bytes)
     }
 
     /// Only the entry of `name`, the others skipped unparsed: what a
     /// supervisor needs, without holding a whole registry in memory.
     pub fn load_one(ws: &Workspace, name: &str) -> Result<Entry> {
         let path = ws.registry_path();
-        let text = fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
-        let mut de = serde_json::Deserializer::from_str(&text);
+        let bytes = read_registry(&path).map_err(|e| Error::io("read", &path, e))?;
+        let text = checked_text(&path, &bytes)?;
+        check_no_duplicate_keys(&path, text)?;
+        let mut de = serde_json::Deserializer::from_str(text);
         let found = serde::de::DeserializeSeed::deserialize(OneEntry(name), &mut de)
             .map_err(|e| corrupt(&path, &e))?;
-        found.ok_or_else(|| Error::NoSuchProcess {
+        let entry = found.ok_or_else(|| Error::NoSuchProcess {
             name: name.to_string(),
-            registry: path,
-        })
+            registry: path.clone(),
+        })?;
+        entry.validate().map_err(|e| invalid_entry(&path, name, &e))?;
+        Ok(entry)
+    }
+
+    fn parse_bytes(path: PathBuf, bytes: &[u8]) -> Result<Registry> {
+        let text = checked_text(&path, bytes)?;
+        Registry::parse(path, text)
     }
 
     fn parse(path: PathBuf, text: &str) -> Result<Registry> {
@@ -273,6 +360,7 @@ impl Registry {
                 map: Map::new(),
             });
         }
+        check_no_duplicate_keys(&path, text)?;
         let value: Value = serde_json::from_str(text).map_err(|e| corrupt(&path, &e))?;
         match value {
             Value::Object(map) => Ok(Registry { path, map }),
@@ -305,17 +393,17 @@ impl Registry {
         self.map.is_empty()
     }
 
-    /// The typed entry of `name`, or `None` when it is not registered.
+    /// The typed and validated entry of `name`, or `None` when it is not
+    /// registered; an invalid entry is an error for that name alone.
     pub fn get(&self, name: &str) -> Result<Option<Entry>> {
-        match self.map.get(name) {
-            None => Ok(None),
-            Some(v) => Entry::deserialize(v).map(Some).map_err(|e| {
-                Error::Invalid(format!(
-                    "{}: entry {name:?} is invalid: {e}; fix it or register the name again",
-                    self.path.display()
-                ))
-            }),
-        }
+        let Some(v) = self.map.get(name) else {
+            return Ok(None);
+        };
+        let entry = Entry::deserialize(v).map_err(|e| invalid_entry(&self.path, name, &e))?;
+        entry
+            .validate()
+            .map_err(|e| invalid_entry(&self.path, name, &e))?;
+        Ok(Some(entry))
     }
 
     /// Like `get`, but a missing name is `NoSuchProcess` (exit 3).
@@ -377,7 +465,7 @@ impl Registry {
         before_rename: impl FnOnce(&Path) -> io::Result<()>,
     ) -> Result<T> {
         ws.ensure_dirs()?;
-        let _lock = lock_exclusive(&ws.registry_lock_path())?;
+        let _lock = fsutil::lock_exclusive(&ws.registry_lock_path())?;
         let mut registry = Registry::load(ws)?;
         let out = change(&mut registry)?;
         fsutil::write_atomic_with(
@@ -389,6 +477,100 @@ impl Registry {
         )
         .map_err(|e| Error::io("write", &registry.path, e))?;
         Ok(out)
+    }
+}
+
+/// Reads the registry file: never through a symlink, never one another user owns.
+fn read_registry(path: &Path) -> io::Result<Vec<u8>> {
+    fsutil::open_own_read(path).and_then(fsutil::read_all)
+}
+
+fn invalid_entry(path: &Path, name: &str, e: &dyn std::fmt::Display) -> Error {
+    Error::Invalid(format!(
+        "{}: entry {name:?} is invalid: {e}; fix it there or register {name} again",
+        path.display()
+    ))
+}
+
+/// The registry as text; bytes that are not UTF-8 are located like a parse error.
+fn checked_text<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let good = &bytes[..e.valid_up_to()];
+        let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = good.len() - good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
+        Error::RegistryCorrupt {
+            path: path.to_path_buf(),
+            line,
+            column,
+            reason: "invalid UTF-8".into(),
+        }
+    })
+}
+
+/// Refuses a key that appears twice in one object: a JSON parser would keep
+/// one of the two silently, and which one the user meant is anybody's guess.
+fn check_no_duplicate_keys(path: &Path, text: &str) -> Result<()> {
+    serde_json::from_str::<NoDuplicateKeys>(text)
+        .map(|_| ())
+        .map_err(|e| corrupt(path, &e))
+}
+
+/// Walks any JSON value, failing on a repeated key in an object.
+struct NoDuplicateKeys;
+
+impl<'de> Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicateKeys)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
+    type Value = NoDuplicateKeys;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_none<E>(self) -> std::result::Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Self, A::Error> {
+        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(self)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if !seen.insert(key.to_string()) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key {key:?} appears twice in one object"
+                )));
+            }
+            map.next_value::<NoDuplicateKeys>()?;
+        }
+        Ok(self)
     }
 }
 
@@ -442,23 +624,10 @@ impl<'de> serde::de::Visitor<'de> for OneEntry<'_> {
     }
 }
 
-/// Opens (creating) and exclusively locks a lock file; the lock lasts as long as the returned file.
-pub fn lock_exclusive(path: &Path) -> Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::io("open lock file", path, e))?;
-    file.lock().map_err(|e| Error::io("lock", path, e))?;
-    Ok(file)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     const SEED: &str = r#"{
   "my-bot": {
@@ -625,12 +794,93 @@ mod tests {
         let mut e = ok.clone();
         e.stop_signal = Some("SIGINT".into());
         assert!(e.validate().is_ok());
+        // A missing cwd is the start's problem (start-failed), not the entry's.
         let mut e = ok.clone();
         e.cwd = Some("/definitely/not/here".into());
-        assert!(e.validate().is_err());
+        assert!(e.validate().is_ok());
         assert!(parse_env_pair("A=b=c").unwrap() == ("A".into(), "b=c".into()));
         assert!(parse_env_pair("novalue").is_err());
         assert!(parse_env_pair("1A=x").is_err());
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_refused_naming_the_flag() {
+        let ok = Entry::new("sleep 1".into());
+        let cases: Vec<(Box<dyn Fn(&mut Entry)>, &str)> = vec![
+            (Box::new(|e| e.stop_timeout_s = Some(1e20)), "--stop-timeout"),
+            (Box::new(|e| e.stop_timeout_s = Some(-1.0)), "--stop-timeout"),
+            (Box::new(|e| e.stale_after_min = Some(1e20)), "--stale-after"),
+            (Box::new(|e| e.stale_after_min = Some(0.0)), "--stale-after"),
+            (Box::new(|e| e.log_keep = Some(u32::MAX)), "--log-keep"),
+            (Box::new(|e| e.log_max_bytes = Some(0)), "--log-max-bytes"),
+            (Box::new(|e| e.log_max_bytes = Some(100)), "--log-max-bytes"),
+            (Box::new(|e| e.duration_min = -1.0), "duration_min"),
+            (Box::new(|e| e.duration_min = f64::INFINITY), "duration_min"),
+            (Box::new(|e| e.restart_cooldown = 1e300), "--restart-cooldown"),
+            (Box::new(|e| e.command = "a\0b".into()), "NUL"),
+            (Box::new(|e| {
+                e.env.insert("A=B".into(), "x".into());
+            }), "A=B"),
+        ];
+        for (change, flag) in cases {
+            let mut e = ok.clone();
+            change(&mut e);
+            let err = e.validate().unwrap_err().to_string();
+            assert!(err.contains(flag), "{err} should name {flag}");
+        }
+        let mut e = ok.clone();
+        e.stop_timeout_s = Some(86_400.0);
+        e.stale_after_min = Some(525_600.0);
+        e.log_keep = Some(100);
+        e.log_max_bytes = Some(4096);
+        assert!(e.validate().is_ok());
+        assert_eq!(e.stop_timeout(), Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn an_invalid_entry_fails_alone() {
+        let text = r#"{"bad": {"command": "sleep 1", "stop_timeout_s": -1}, "good": {"command": "sleep 2"}}"#;
+        let reg = Registry::parse("r.json".into(), text).unwrap();
+        let err = reg.get("bad").unwrap_err();
+        assert!(matches!(err, Error::Invalid(_)));
+        assert!(err.to_string().contains("\"bad\""), "{err}");
+        assert_eq!(reg.require("good").unwrap().command, "sleep 2");
+    }
+
+    #[test]
+    fn duplicate_keys_and_bad_utf8_are_located() {
+        let err = Registry::parse("r".into(), "{\"a\": {\"command\": \"x\"},\n \"a\": {\"command\": \"y\"}}")
+            .unwrap_err();
+        match err {
+            Error::RegistryCorrupt { line, reason, .. } => {
+                assert_eq!(line, 2);
+                assert!(reason.contains("twice"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = Registry::parse("r".into(), r#"{"a": {"command": "x", "command": "y"}}"#).unwrap_err();
+        assert!(matches!(err, Error::RegistryCorrupt { .. }), "{err}");
+        let err = Registry::parse_bytes("r".into(), b"{\n  \"a\": {\"command\": \"\xff\"}}").unwrap_err();
+        match err {
+            Error::RegistryCorrupt { line, column, reason, .. } => {
+                assert_eq!((line, column), (2, 21));
+                assert!(reason.contains("UTF-8"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_numbers_are_kept_exactly() {
+        let text = r#"{"a":{"command":"x","big":123456789012345678901234567890,"exact":0.10000000000000000000001}}"#;
+        let reg = Registry::parse("r.json".into(), text).unwrap();
+        let mut reg2 = reg.clone();
+        let mut e = reg.require("a").unwrap();
+        e.command = "y".into();
+        reg2.insert("a", &e).unwrap();
+        let out = String::from_utf8(reg2.to_bytes()).unwrap();
+        assert!(out.contains("123456789012345678901234567890"), "{out}");
+        assert!(out.contains("0.10000000000000000000001"), "{out}");
     }
 
     #[test]

@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Durability};
 use crate::proc;
-use crate::registry::lock_exclusive;
 use crate::workspace::Workspace;
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -165,7 +164,7 @@ pub fn liveness_slot(name: &str) -> i64 {
 /// commands and concurrent healthchecks.
 pub fn lock_name(ws: &Workspace, name: &str) -> Result<fs::File> {
     ws.ensure_dirs()?;
-    lock_exclusive(&ws.run_file(name, ".lock"))
+    fsutil::lock_exclusive(&ws.run_file(name, ".lock"))
 }
 
 /// The state and what it means now.

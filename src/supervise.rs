@@ -448,7 +448,7 @@ impl Supervisor {
         let uptime = run.since.elapsed();
         let record = ExitRecord {
             code,
-            signal: signal.map(proc::signal_name),
+            signal: signal.map(crate::signals::name),
             at: fsutil::now_rfc3339(),
             uptime_s: (uptime.as_secs_f64() * 1000.0).round() / 1000.0,
         };
@@ -630,7 +630,7 @@ impl Supervisor {
             return;
         };
         let sig_name = self.entry.stop_signal_name().to_string();
-        let sig = proc::parse_signal(&sig_name).unwrap_or(Signal::SIGTERM);
+        let sig = crate::signals::parse(&sig_name).unwrap_or(Signal::SIGTERM);
         let pid = run.pid;
         let _ = proc::kill_group(pid, sig);
         // A stopped group would never see the signal.

@@ -61,11 +61,26 @@ impl Workspace {
                 root.display()
             )));
         }
-        Ok(Workspace {
+        let ws = Workspace {
             root,
             run_fd: Default::default(),
             sup_lock: Default::default(),
-        })
+        };
+        ws.check_trusted()?;
+        Ok(ws)
+    }
+
+    /// Refuses a workspace that another user owns or can write: its
+    /// directory, its registry, `.process-guardian/` and the directories in
+    /// it. Found by ancestor search, the environment or `--workspace` alike.
+    pub fn check_trusted(&self) -> Result<()> {
+        check_owned(&self.root, Expect::Dir)?;
+        check_owned(&self.registry_path(), Expect::File)?;
+        check_owned(&self.state_dir(), Expect::Dir)?;
+        for dir in [self.run_dir(), self.logs_dir(), self.cooldown_dir()] {
+            check_owned(&dir, Expect::Dir)?;
+        }
+        Ok(())
     }
 
     pub fn root(&self) -> &Path {
@@ -149,7 +164,8 @@ impl Workspace {
             .unwrap_or_else(|| PathBuf::from("/tmp"))
     }
 
-    /// Creates `.process-guardian/` (mode 0700) and its subdirectories.
+    /// Creates `.process-guardian/` (mode 0700) and its subdirectories
+    /// (whatever already stood there was checked by `check_trusted`).
     pub fn ensure_dirs(&self) -> Result<()> {
         let state = self.state_dir();
         if !state.is_dir() {
@@ -172,5 +188,140 @@ impl Workspace {
             }
         }
         Ok(())
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Dir,
+    File,
+}
+
+/// Checks one path of the workspace without following a symlink: missing
+/// is fine (it will be created ours), anything else must be of the expected
+/// type, owned by us, and writable by nobody else (group-writable only for a
+/// group that holds no other user, such as a user-private group).
+fn check_owned(path: &Path, expect: Expect) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let m = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("inspect", path, e)),
+    };
+    let refuse = |reason: String, fix: String| {
+        Err(Error::Untrusted {
+            path: path.to_path_buf(),
+            reason,
+            fix,
+        })
+    };
+    let me = crate::fsutil::euid();
+    let kind = match expect {
+        Expect::Dir => "a directory",
+        Expect::File => "a regular file",
+    };
+    let ft = m.file_type();
+    if ft.is_symlink() {
+        return refuse(
+            "it is a symbolic link".into(),
+            format!("Replace the link with {kind} of your own."),
+        );
+    }
+    if (expect == Expect::Dir && !ft.is_dir()) || (expect == Expect::File && !ft.is_file()) {
+        return refuse(
+            format!("it is not {kind}"),
+            "Move it away or pick another workspace with --workspace DIR.".into(),
+        );
+    }
+    if m.uid() != me {
+        return refuse(
+            format!("it is owned by uid {}{}, not by you (uid {me})", m.uid(), user_name(m.uid()).map(|n| format!(" ({n})")).unwrap_or_default()),
+            format!(
+                "Use a workspace of your own (--workspace DIR or PROCESS_GUARDIAN_WORKSPACE), or, if you trust it, take it over: chown {me} {}",
+                path.display()
+            ),
+        );
+    }
+    let mode = m.mode() & 0o7777;
+    if mode & 0o002 != 0 || (mode & 0o020 != 0 && !group_is_private(m.gid(), me)) {
+        return refuse(
+            format!("it is writable by {} (mode {mode:o})", if mode & 0o002 != 0 { "every user" } else { "other users of its group" }),
+            format!("Make it yours alone: chmod go-w {}", path.display()),
+        );
+    }
+    Ok(())
+}
+
+/// Lines of a colon-separated database such as /etc/passwd, split into fields.
+fn db_rows(path: &str) -> Vec<Vec<String>> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(':').map(str::to_string).collect())
+        .collect()
+}
+
+fn user_name(uid: u32) -> Option<String> {
+    db_rows("/etc/passwd")
+        .into_iter()
+        .find(|f| f.len() > 3 && f[2].parse() == Ok(uid))
+        .map(|f| f[0].clone())
+}
+
+/// Whether group `gid` holds no user but `uid`: no other user has it as
+/// primary group and its member list names nobody else. A group we cannot
+/// find is not private.
+fn group_is_private(gid: u32, uid: u32) -> bool {
+    let me = user_name(uid);
+    let others_primary = db_rows("/etc/passwd")
+        .iter()
+        .any(|f| f.len() > 3 && f[3].parse() == Ok(gid) && f[2].parse() != Ok(uid));
+    if others_primary {
+        return false;
+    }
+    let groups = db_rows("/etc/group");
+    let Some(group) = groups
+        .iter()
+        .find(|f| f.len() > 3 && f[2].parse() == Ok(gid))
+    else {
+        return false;
+    };
+    group[3]
+        .split(',')
+        .filter(|m| !m.trim().is_empty())
+        .all(|m| Some(m.trim()) == me.as_deref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn foreign_or_open_workspaces_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::at(dir.path()).unwrap();
+        fs::write(ws.registry_path(), "{}").unwrap();
+        fs::set_permissions(ws.registry_path(), fs::Permissions::from_mode(0o666)).unwrap();
+        let err = Workspace::at(dir.path()).unwrap_err();
+        assert!(matches!(err, Error::Untrusted { .. }), "{err}");
+        assert!(err.to_string().contains("chmod go-w"), "{err}");
+        fs::set_permissions(ws.registry_path(), fs::Permissions::from_mode(0o600)).unwrap();
+        ws.ensure_dirs().unwrap();
+        fs::set_permissions(ws.state_dir(), fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(matches!(Workspace::at(dir.path()), Err(Error::Untrusted { .. })));
+        fs::set_permissions(ws.state_dir(), fs::Permissions::from_mode(0o700)).unwrap();
+        fs::remove_dir(ws.logs_dir()).unwrap();
+        std::os::unix::fs::symlink("/tmp", ws.logs_dir()).unwrap();
+        let err = Workspace::at(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+    }
+
+    #[test]
+    fn a_group_with_other_members_is_not_private() {
+        // Group 0 (root) holds only root on a stock system; a gid that no
+        // group has cannot be shown private.
+        assert!(!group_is_private(4_000_000_000, 0));
     }
 }

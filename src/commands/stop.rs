@@ -120,7 +120,7 @@ fn stop_group_directly(st: &RunState, entry: &Entry, timeout: Duration) -> Resul
     let Some(leader) = PidFd::open_verified(pid, start, &st.boot_id) else {
         return Ok("none".into());
     };
-    let sig = proc::parse_signal(entry.stop_signal_name())?;
+    let sig = crate::signals::parse(entry.stop_signal_name())?;
     // The leader is verified and alive, so its group id is still its own.
     let _ = proc::kill_group(pid, sig);
     let _ = proc::kill_group(pid, Signal::SIGCONT);
