@@ -2,11 +2,15 @@
 //! an agent's heartbeat polls, and an optional hook command.
 //!
 //! The flag and text live in a shared directory (/tmp by default), so they
-//! are written as a temp file renamed into place: a symlink planted under
-//! their name is replaced, never followed. The flag is raised at most once
-//! per (name, kind) within the cooldown; the history gets every alert.
+//! are written 0600 as a temp file renamed into place: a symlink planted
+//! under their name is replaced, never followed, and another user's file
+//! there makes the write fail, which is logged once with the fix and shown
+//! by `healthcheck`. The flag and the hook fire at most once per (name,
+//! kind) within the cooldown; the history gets every alert. The hook reads
+//! the alert from an in-memory file, never from a pipe it could leave full,
+//! so no hook can block the supervisor.
 
-use std::fs;
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -24,7 +28,9 @@ pub const COOLDOWN_ENV: &str = "PROCESS_GUARDIAN_ALERT_COOLDOWN";
 pub const COMMAND_ENV: &str = "PROCESS_GUARDIAN_ALERT_COMMAND";
 pub const DEFAULT_COOLDOWN_S: u64 = 900;
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
-const LOG_TAIL_LINES: usize = 20;
+/// A marker in the cooldown directory (no process name starts with a dot)
+/// saying that the alert files could not be written, and why.
+const ALERT_DIR_FAILING: &str = ".alert-dir-failing";
 
 #[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -86,17 +92,19 @@ impl Alert {
             message,
             pid,
             exit,
-            log_tail: logs::tail(&ws.log_path(name), LOG_TAIL_LINES).unwrap_or_default(),
+            log_tail: logs::alert_tail(&ws.log_path(name)),
         }
     }
 
+    /// The alert for a person: control characters of the message made
+    /// visible (the tail already is), so the text cannot drive a terminal.
     fn text(&self) -> String {
         let mut t = format!(
             // The message names the process itself.
             "process-guardian alert at {}\n[{}] {}\n",
             self.at,
             self.kind.as_str(),
-            self.message
+            logs::visible_line(self.message.as_bytes(), false)
         );
         if !self.log_tail.is_empty() {
             t.push_str("\nlast lines of its log:\n");
@@ -114,9 +122,9 @@ fn cooldown() -> Duration {
     let secs = std::env::var(COOLDOWN_ENV)
         .ok()
         .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|v| v.is_finite() && *v >= 0.0)
-        .unwrap_or(DEFAULT_COOLDOWN_S as f64);
-    Duration::from_secs_f64(secs)
+        .filter(|v| *v <= 10.0 * 365.0 * 86_400.0)
+        .and_then(fsutil::secs);
+    secs.unwrap_or(Duration::from_secs(DEFAULT_COOLDOWN_S))
 }
 
 /// Records the alert everywhere it goes and starts the hook, if any; the
@@ -131,13 +139,29 @@ pub fn raise(ws: &Workspace, alert: &Alert, alert_command: Option<&str>) -> Opti
             ws.alerts_path().display()
         ));
     }
-    if should_flag(ws, &alert.name, alert.kind)
-        && let Err(e) = write_flag(alert)
-    {
-        problems.push(format!(
-            "cannot write alert files in {}: {e}",
-            Workspace::alert_dir().display()
-        ));
+    // Within the cooldown of this (name, kind), the history alone hears of it.
+    if !should_flag(ws, &alert.name, alert.kind) {
+        log_problems(ws, &alert.name, &problems);
+        return None;
+    }
+    match write_flag(alert) {
+        Ok(()) => {
+            let _ = fs::remove_file(ws.cooldown_dir().join(ALERT_DIR_FAILING));
+        }
+        Err(e) => {
+            let msg = format!(
+                "cannot write the alert files in {}: {e}; alerts still go to {} and the hook. Set {} to a directory of yours",
+                Workspace::alert_dir().display(),
+                ws.alerts_path().display(),
+                crate::workspace::ALERT_DIR_ENV
+            );
+            // Said once, not at every alert, until a write succeeds again.
+            let marker = ws.cooldown_dir().join(ALERT_DIR_FAILING);
+            if fs::symlink_metadata(&marker).is_err() {
+                problems.push(msg.clone());
+            }
+            let _ = fsutil::write_atomic(&marker, msg.as_bytes(), 0o600, Durability::Renamed);
+        }
     }
     let hook = alert_command
         .map(str::to_string)
@@ -150,14 +174,48 @@ pub fn raise(ws: &Workspace, alert: &Alert, alert_command: Option<&str>) -> Opti
             None
         }
     });
+    log_problems(ws, &alert.name, &problems);
+    child
+}
+
+fn log_problems(ws: &Workspace, name: &str, problems: &[String]) {
     if !problems.is_empty()
-        && let Ok(mut log) = logs::open_append(&ws.log_path(&alert.name))
+        && let Ok(mut log) = logs::open_append(&ws.log_path(name))
     {
         for p in problems {
-            logs::lifecycle(&mut log, &p);
+            logs::lifecycle(&mut log, p);
         }
     }
-    child
+}
+
+/// What stands in the way of the alert files, if anything: a file there
+/// that is not a regular file of ours, or the last write's failure.
+pub fn alert_dir_problem(ws: &Workspace) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = Workspace::alert_dir();
+    for file in [TEXT_FILE, FLAG_FILE] {
+        let path = dir.join(file);
+        if let Ok(m) = fs::symlink_metadata(&path)
+            && (!m.file_type().is_file() || m.uid() != fsutil::euid())
+        {
+            let what = if m.file_type().is_file() {
+                format!("belongs to uid {}", m.uid())
+            } else {
+                "is not a regular file".to_string()
+            };
+            return Some(format!(
+                "{} {what}, so alerts cannot be written there (they still go to {}); set {} to a directory of yours",
+                path.display(),
+                ws.alerts_path().display(),
+                crate::workspace::ALERT_DIR_ENV
+            ));
+        }
+    }
+    let marker = ws.cooldown_dir().join(ALERT_DIR_FAILING);
+    fsutil::open_own_read(&marker)
+        .and_then(fsutil::read_all)
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
 fn append_history(ws: &Workspace, json: &str) -> io::Result<()> {
@@ -169,7 +227,7 @@ fn append_history(ws: &Workspace, json: &str) -> io::Result<()> {
 /// then it marks it as raised now.
 fn should_flag(ws: &Workspace, name: &str, kind: Kind) -> bool {
     let marker = ws.cooldown_dir().join(format!("{name}.{}", kind.as_str()));
-    let recent = fs::metadata(&marker)
+    let recent = fs::symlink_metadata(&marker)
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| SystemTime::now().duration_since(t).ok())
@@ -177,7 +235,6 @@ fn should_flag(ws: &Workspace, name: &str, kind: Kind) -> bool {
     if recent {
         return false;
     }
-    let _ = fs::create_dir_all(ws.cooldown_dir());
     let _ = fsutil::write_atomic(
         &marker,
         fsutil::now_rfc3339().as_bytes(),
@@ -193,41 +250,44 @@ fn write_flag(alert: &Alert) -> io::Result<()> {
     fsutil::write_atomic(
         &dir.join(TEXT_FILE),
         alert.text().as_bytes(),
-        0o644,
+        0o600,
         Durability::Renamed,
     )?;
     let flag = format!("{} {} {}\n", alert.at, alert.kind.as_str(), alert.name);
     fsutil::write_atomic(
         &dir.join(FLAG_FILE),
         flag.as_bytes(),
-        0o644,
+        0o600,
         Durability::Renamed,
     )
 }
 
+/// Starts the hook in its own process group, the alert JSON on its stdin
+/// from an in-memory file: nothing the hook does or fails to do (not
+/// reading, never exiting) can block the caller; its limit is the caller's.
 fn start_hook(ws: &Workspace, alert: &Alert, cmd: &str, json: &str) -> io::Result<Child> {
+    use std::io::Seek;
     use std::os::unix::process::CommandExt;
     let out = logs::open_append(&ws.log_path(&alert.name))?;
+    let mut input = File::from(
+        rustix::fs::memfd_create("process-guardian-alert", rustix::fs::MemfdFlags::CLOEXEC)
+            .map_err(io::Error::from)?,
+    );
+    input.write_all(json.as_bytes())?;
+    input.write_all(b"\n")?;
+    input.rewind()?;
     let mut hook = Command::new("/bin/sh");
     crate::proc::unblock_signals_in_child(&mut hook);
-    let mut child = hook
-        .arg("-c")
+    hook.arg("-c")
         .arg(cmd)
         .env("PG_ALERT_NAME", &alert.name)
         .env("PG_ALERT_KIND", alert.kind.as_str())
         .env("PG_ALERT_MESSAGE", &alert.message)
-        .stdin(Stdio::piped())
+        .stdin(Stdio::from(input))
         .stdout(out.try_clone()?)
         .stderr(out)
         .process_group(0)
-        .spawn()?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its stdin must not block us: the pipe
-        // holds far more than one alert, and a closed pipe is ignored.
-        let _ = stdin.write_all(json.as_bytes());
-        let _ = stdin.write_all(b"\n");
-    }
-    Ok(child)
+        .spawn()
 }
 
 /// Waits for a hook up to its limit, killing its process group past it, and

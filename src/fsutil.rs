@@ -81,7 +81,10 @@ pub fn write_atomic_with(
 fn not_ours(path: &Path, why: String) -> io::Error {
     io::Error::new(
         io::ErrorKind::PermissionDenied,
-        format!("{} {why}; process-guardian uses only regular files of its own here", path.display()),
+        format!(
+            "{} {why}; process-guardian uses only regular files of its own here",
+            path.display()
+        ),
     )
 }
 

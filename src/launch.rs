@@ -18,8 +18,12 @@ const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// How the new supervisor begins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// A start by the user: counters reset.
+    /// A start by the user: counters reset, and the caller's environment
+    /// is the command's (kept for later revivals).
     Fresh,
+    /// The healthcheck's fresh try of a failed process: counters reset, the
+    /// environment of the last start by the user.
+    Retry,
     /// The healthcheck brings back a process that died unsupervised: counts as a restart.
     Revive,
     /// The healthcheck hands a still-running command to a new supervisor.
@@ -30,6 +34,7 @@ impl Mode {
     pub fn flag(self) -> &'static str {
         match self {
             Mode::Fresh => "--fresh",
+            Mode::Retry => "--retry",
             Mode::Revive => "--revive",
             Mode::Adopt => "--adopt",
         }

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-
 /// Test-only: pretend the machine booted again by overriding the boot id.
 pub const BOOT_ID_ENV: &str = "PROCESS_GUARDIAN_BOOT_ID";
 
@@ -36,12 +35,18 @@ pub fn boot_id() -> &'static str {
 #[derive(Debug, Clone, Copy)]
 pub struct Stat {
     pub state: u8,
+    pub ppid: i32,
+    pub pgrp: i32,
     pub start_time: u64,
 }
 
 impl Stat {
     pub fn is_dead(&self) -> bool {
         matches!(self.state, b'Z' | b'X' | b'x')
+    }
+    /// Stopped by a signal (SIGSTOP, SIGTSTP) or by a tracer: it runs no code.
+    pub fn is_frozen(&self) -> bool {
+        matches!(self.state, b'T' | b't')
     }
 }
 
@@ -65,9 +70,16 @@ fn parse_stat(buf: &[u8]) -> Option<Stat> {
     let mut fields = rest.split(' ');
     // Fields counted from 3 (state).
     let state = fields.next()?.bytes().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let pgrp = fields.next()?.parse().ok()?;
     // Field 22 (starttime): the fields after the name start at 3.
-    let start_time = fields.nth(22 - 4)?.parse().ok()?;
-    Some(Stat { state, start_time })
+    let start_time = fields.nth(22 - 6)?.parse().ok()?;
+    Some(Stat {
+        state,
+        ppid,
+        pgrp,
+        start_time,
+    })
 }
 
 /// Whether `pid` is alive and is the process that started at `start_time` in this boot.
@@ -135,6 +147,116 @@ impl AsFd for PidFd {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.fd.as_fd()
     }
+}
+
+/// The children of `pid`, from every thread's `children` list.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let path = t.path().join("children");
+        if let Ok(s) = std::fs::read_to_string(path) {
+            out.extend(s.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+        }
+    }
+    out
+}
+
+/// Every live descendant of `roots` (the roots excluded), with its parent,
+/// leaving out the subtrees of `prune`. Zombies are dead and left out.
+pub fn descendants(roots: &[i32], prune: &[i32]) -> Vec<(i32, i32)> {
+    let mut out = Vec::new();
+    let mut todo: Vec<i32> = roots.to_vec();
+    // A bound on the walk, so that a fork bomb cannot keep it going for ever.
+    let mut budget = 100_000usize;
+    while let Some(parent) = todo.pop() {
+        for child in children_of(parent) {
+            budget = budget.saturating_sub(1);
+            if budget == 0 {
+                return out;
+            }
+            if prune.contains(&child) {
+                continue;
+            }
+            todo.push(child);
+            if stat(child).is_some_and(|s| !s.is_dead()) {
+                out.push((child, parent));
+            }
+        }
+    }
+    out
+}
+
+/// Sends `sig` to `pid` only if it is alive and still the child of `parent`
+/// (checked through a pidfd opened first, so a recycled pid is never hit).
+pub fn signal_if_child_of(pid: i32, parent: i32, sig: Signal) -> bool {
+    let Some(p) = rustix::process::Pid::from_raw(pid) else {
+        return false;
+    };
+    let Ok(fd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) else {
+        return false;
+    };
+    if !stat(pid).is_some_and(|s| s.ppid == parent && !s.is_dead()) {
+        return false;
+    }
+    let Some(s) = rustix::process::Signal::from_named_raw(sig as i32) else {
+        return false;
+    };
+    rustix::process::pidfd_send_signal(&fd, s).is_ok()
+}
+
+/// Live members of process group `pgid` that started no earlier than
+/// `not_before` (a start time in clock ticks), by a scan of /proc.
+pub fn group_members(pgid: i32, not_before: u64) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            stat(pid).is_some_and(|s| s.pgrp == pgid && !s.is_dead() && s.start_time >= not_before)
+        })
+        .collect()
+}
+
+/// Kills what is left of a process group whose leader (`pgid`, started at
+/// `leader_start` in boot `boot`) is gone: every member that started after
+/// it, each through a pidfd checked again after opening. The kernel does
+/// not reuse a pid while a group of that id has members, so a group found
+/// under this id while its leader's pid is free is still the same group.
+pub fn kill_leftover_group(pgid: i32, leader_start: u64, boot: &str) -> usize {
+    if pgid <= 1 || boot != boot_id() {
+        return 0;
+    }
+    // The pid belongs to another process now: nothing of the old group can be left.
+    if stat(pgid).is_some_and(|s| s.start_time != leader_start && !s.is_dead()) {
+        return 0;
+    }
+    let mut killed = 0;
+    for _ in 0..5 {
+        let members = group_members(pgid, leader_start);
+        if members.is_empty() {
+            break;
+        }
+        for pid in members {
+            let Some(p) = rustix::process::Pid::from_raw(pid) else {
+                continue;
+            };
+            let Ok(fd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
+            else {
+                continue;
+            };
+            if stat(pid).is_some_and(|s| s.pgrp == pgid && s.start_time >= leader_start)
+                && rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL).is_ok()
+            {
+                killed += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    killed
 }
 
 /// Sends `sig` to the process group `pgid`; a group already gone is not an error.
@@ -269,18 +391,6 @@ pub fn become_subreaper() -> io::Result<()> {
     nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)
 }
 
-/// The direct children of this process.
-pub fn own_children() -> Vec<i32> {
-    let me = std::process::id();
-    std::fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
-        .map(|s| {
-            s.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn write_lock_query(fd: i32, cmd: i32, slot: i64) -> io::Result<libc::flock> {
     // SAFETY: an all-zero flock is a valid value of the plain C struct.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
@@ -303,14 +413,14 @@ fn write_lock_query(fd: i32, cmd: i32, slot: i64) -> io::Result<libc::flock> {
 /// process holds that byte. One file for all supervisors lets `status` probe
 /// each with a single fcntl.
 pub fn try_hold_lock(path: &Path, slot: i64) -> io::Result<Option<File>> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)?;
+    let file = crate::fsutil::open_own(
+        path,
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+    )?;
     match write_lock_query(file.as_raw_fd(), libc::F_OFD_SETLK, slot) {
         Ok(_) => Ok(Some(file)),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => Ok(None),
@@ -331,9 +441,11 @@ mod tests {
 
     #[test]
     fn parses_stat_with_awkward_names() {
-        let line = b"1234 (a) b (c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 100 18446744073709551615";
+        let line = b"1234 (a) b (c)) S 1 1235 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 100 18446744073709551615";
         let s = parse_stat(line).unwrap();
         assert_eq!(s.state, b'S');
+        assert_eq!(s.ppid, 1);
+        assert_eq!(s.pgrp, 1235);
         assert_eq!(s.start_time, 987654);
     }
 

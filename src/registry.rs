@@ -344,7 +344,9 @@ impl Registry {
             name: name.to_string(),
             registry: path.clone(),
         })?;
-        entry.validate().map_err(|e| invalid_entry(&path, name, &e))?;
+        entry
+            .validate()
+            .map_err(|e| invalid_entry(&path, name, &e))?;
         Ok(entry)
     }
 
@@ -806,21 +808,37 @@ mod tests {
     #[test]
     fn numbers_out_of_range_are_refused_naming_the_flag() {
         let ok = Entry::new("sleep 1".into());
-        let cases: Vec<(Box<dyn Fn(&mut Entry)>, &str)> = vec![
-            (Box::new(|e| e.stop_timeout_s = Some(1e20)), "--stop-timeout"),
-            (Box::new(|e| e.stop_timeout_s = Some(-1.0)), "--stop-timeout"),
-            (Box::new(|e| e.stale_after_min = Some(1e20)), "--stale-after"),
+        type Change = Box<dyn Fn(&mut Entry)>;
+        let cases: Vec<(Change, &str)> = vec![
+            (
+                Box::new(|e| e.stop_timeout_s = Some(1e20)),
+                "--stop-timeout",
+            ),
+            (
+                Box::new(|e| e.stop_timeout_s = Some(-1.0)),
+                "--stop-timeout",
+            ),
+            (
+                Box::new(|e| e.stale_after_min = Some(1e20)),
+                "--stale-after",
+            ),
             (Box::new(|e| e.stale_after_min = Some(0.0)), "--stale-after"),
             (Box::new(|e| e.log_keep = Some(u32::MAX)), "--log-keep"),
             (Box::new(|e| e.log_max_bytes = Some(0)), "--log-max-bytes"),
             (Box::new(|e| e.log_max_bytes = Some(100)), "--log-max-bytes"),
             (Box::new(|e| e.duration_min = -1.0), "duration_min"),
             (Box::new(|e| e.duration_min = f64::INFINITY), "duration_min"),
-            (Box::new(|e| e.restart_cooldown = 1e300), "--restart-cooldown"),
+            (
+                Box::new(|e| e.restart_cooldown = 1e300),
+                "--restart-cooldown",
+            ),
             (Box::new(|e| e.command = "a\0b".into()), "NUL"),
-            (Box::new(|e| {
-                e.env.insert("A=B".into(), "x".into());
-            }), "A=B"),
+            (
+                Box::new(|e| {
+                    e.env.insert("A=B".into(), "x".into());
+                }),
+                "A=B",
+            ),
         ];
         for (change, flag) in cases {
             let mut e = ok.clone();
@@ -849,8 +867,11 @@ mod tests {
 
     #[test]
     fn duplicate_keys_and_bad_utf8_are_located() {
-        let err = Registry::parse("r".into(), "{\"a\": {\"command\": \"x\"},\n \"a\": {\"command\": \"y\"}}")
-            .unwrap_err();
+        let err = Registry::parse(
+            "r".into(),
+            "{\"a\": {\"command\": \"x\"},\n \"a\": {\"command\": \"y\"}}",
+        )
+        .unwrap_err();
         match err {
             Error::RegistryCorrupt { line, reason, .. } => {
                 assert_eq!(line, 2);
@@ -858,11 +879,18 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let err = Registry::parse("r".into(), r#"{"a": {"command": "x", "command": "y"}}"#).unwrap_err();
+        let err =
+            Registry::parse("r".into(), r#"{"a": {"command": "x", "command": "y"}}"#).unwrap_err();
         assert!(matches!(err, Error::RegistryCorrupt { .. }), "{err}");
-        let err = Registry::parse_bytes("r".into(), b"{\n  \"a\": {\"command\": \"\xff\"}}").unwrap_err();
+        let err =
+            Registry::parse_bytes("r".into(), b"{\n  \"a\": {\"command\": \"\xff\"}}").unwrap_err();
         match err {
-            Error::RegistryCorrupt { line, column, reason, .. } => {
+            Error::RegistryCorrupt {
+                line,
+                column,
+                reason,
+                ..
+            } => {
                 assert_eq!((line, column), (2, 21));
                 assert!(reason.contains("UTF-8"));
             }
@@ -956,7 +984,7 @@ mod properties {
         /// Entries survive a write and a read unchanged.
         #[test]
         fn entries_round_trip(
-            command in "[^\\x00]{1,40}",
+            command in "[^\\x00\\s][^\\x00]{0,39}",
             duration in 0.0f64..10_000.0,
             cooldown in 0u32..1000,
             max_restarts in 0u32..100,
@@ -973,6 +1001,51 @@ mod properties {
             reg.insert("p", &e).unwrap();
             let back = Registry::parse("r.json".into(), std::str::from_utf8(&reg.to_bytes()).unwrap()).unwrap();
             prop_assert_eq!(back.require("p").unwrap(), e);
+        }
+
+        /// Whatever numbers a hand-edited entry holds, loading it gives a
+        /// valid entry whose durations convert, or an error for that name:
+        /// never a panic, and never a value outside its range.
+        #[test]
+        fn any_numbers_load_or_are_refused(
+            values in prop::collection::vec(
+                prop_oneof![
+                    Just("-1".to_string()),
+                    Just("1e20".to_string()),
+                    Just("1e400".to_string()),
+                    Just("4294967296".to_string()),
+                    Just("18446744073709551616".to_string()),
+                    Just("-0.0".to_string()),
+                    Just("null".to_string()),
+                    Just("\"x\"".to_string()),
+                    (-1e12f64..1e12).prop_map(|v| v.to_string()),
+                    (0u64..200_000).prop_map(|v| v.to_string()),
+                ],
+                8,
+            ),
+        ) {
+            let fields = ["duration_min", "max_restarts", "restart_cooldown", "stop_timeout_s",
+                "log_max_bytes", "log_keep", "stale_after_min", "auto_restart"];
+            let body: Vec<String> = fields.iter().zip(&values).map(|(f, v)| format!("\"{f}\": {v}")).collect();
+            let text = format!("{{\"p\": {{\"command\": \"sleep 1\", {}}}}}", body.join(", "));
+            match Registry::parse("r.json".into(), &text) {
+                Ok(reg) => match reg.get("p") {
+                    Ok(Some(e)) => {
+                        prop_assert!(e.stop_timeout() <= Duration::from_secs(86_400));
+                        prop_assert!(e.log_keep() <= MAX_LOG_KEEP);
+                        if let Some(d) = e.stale_after() {
+                            prop_assert!(d > Duration::ZERO);
+                        }
+                        prop_assert!(crate::fsutil::secs(e.restart_cooldown).is_some());
+                        prop_assert!(crate::fsutil::secs(e.duration_min * 60.0).is_some());
+                    }
+                    Ok(None) => prop_assert!(false, "the entry vanished"),
+                    Err(Error::Invalid(msg)) => prop_assert!(msg.contains("\"p\""), "{msg}"),
+                    Err(other) => prop_assert!(false, "unexpected {other:?}"),
+                },
+                Err(Error::RegistryCorrupt { .. }) => {}
+                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+            }
         }
     }
 }

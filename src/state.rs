@@ -173,6 +173,9 @@ pub struct Observed {
     pub shown: Shown,
     pub state: Option<RunState>,
     pub supervisor_alive: bool,
+    /// Its supervisor holds its lock but is stopped (SIGSTOP) and so does
+    /// nothing: it counts as no supervisor, and the healthcheck replaces it.
+    pub supervisor_frozen: bool,
     pub command_alive: bool,
 }
 
@@ -203,13 +206,20 @@ pub fn observe_state(ws: &Workspace, name: &str, state: Option<RunState>) -> Obs
             shown: Shown::NeverStarted,
             state: None,
             supervisor_alive: false,
+            supervisor_frozen: false,
             command_alive: false,
         };
     };
     let same_boot = st.boot_id == proc::boot_id();
     // Only a process that may be running needs a look at the live system.
     let may_run = matches!(st.phase, Phase::Running | Phase::Backoff);
-    let supervisor_alive = same_boot && may_run && supervisor_alive(ws, name);
+    let holds_lock = same_boot && may_run && supervisor_alive(ws, name);
+    let supervisor_frozen = holds_lock
+        && st
+            .supervisor_pid
+            .and_then(proc::stat)
+            .is_some_and(|s| s.is_frozen() && Some(s.start_time) == st.supervisor_start);
+    let supervisor_alive = holds_lock && !supervisor_frozen;
     // A live supervisor rewrites its state the moment its command changes, so
     // its record is trusted; without one, the recorded identity is checked.
     let command_alive = if supervisor_alive && st.phase == Phase::Running {
@@ -236,6 +246,7 @@ pub fn observe_state(ws: &Workspace, name: &str, state: Option<RunState>) -> Obs
         shown,
         state: Some(st),
         supervisor_alive,
+        supervisor_frozen,
         command_alive,
     }
 }

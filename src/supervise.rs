@@ -14,6 +14,8 @@ use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::registry::MAX_STOP_TIMEOUT_S;
+
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
@@ -32,6 +34,12 @@ use crate::workspace::Workspace;
 const TICK: Duration = Duration::from_secs(1);
 /// After SIGKILL, how long to wait for the command to be reaped before giving up on it.
 const KILL_GRACE: Duration = Duration::from_secs(5);
+/// While stopping, how often the process tree is looked at: processes that
+/// are not our children end without telling us.
+const STOP_TICK: Duration = Duration::from_millis(20);
+/// A command that exits 0 this soon while processes it started live on has
+/// put itself in the background.
+const DAEMONIZE_WINDOW: Duration = Duration::from_secs(1);
 
 struct Args {
     name: String,
@@ -51,6 +59,7 @@ fn parse_args(args: &[String]) -> Option<Args> {
             "--workspace" => workspace = Some(PathBuf::from(it.next()?)),
             "--ready-fd" => ready_fd = Some(it.next()?.parse().ok()?),
             "--fresh" => mode = Mode::Fresh,
+            "--retry" => mode = Mode::Retry,
             "--revive" => mode = Mode::Revive,
             "--adopt" => mode = Mode::Adopt,
             _ => return None,
@@ -64,12 +73,12 @@ fn parse_args(args: &[String]) -> Option<Args> {
     })
 }
 
-/// Entry point of `process-guardian supervise <name> --workspace DIR [--ready-fd N] [--fresh|--revive|--adopt]`.
+/// Entry point of `process-guardian supervise <name> --workspace DIR [--ready-fd N] [--fresh|--retry|--revive|--adopt]`.
 pub fn main(args: &[String]) -> i32 {
     let Some(args) = parse_args(args) else {
         let _ = std::io::Write::write_all(
             &mut std::io::stderr(),
-            b"process-guardian: usage: supervise <name> --workspace DIR [--ready-fd N] [--fresh|--revive|--adopt]\n",
+            b"process-guardian: usage: supervise <name> --workspace DIR [--ready-fd N] [--fresh|--retry|--revive|--adopt]\n",
         );
         return crate::error::EXIT_USAGE;
     };
@@ -98,16 +107,35 @@ fn report(ready: &mut Option<File>, what: &Ready) {
 /// The command currently running under us.
 struct Running {
     pid: i32,
+    /// Its start time (`/proc/<pid>/stat`), part of its identity.
+    start: u64,
     since: Instant,
     /// Set when the command is not our child (adopted): its exit is seen through this.
     pidfd: Option<PidFd>,
 }
 
+/// A stop under way: the stop signal went to the command's whole tree, and
+/// the supervisor waits for every process of it (not only the command) to
+/// end, up to the deadline, before it SIGKILLs what is left.
 struct Stopping {
+    began: Instant,
     deadline: Instant,
-    signal: String,
+    signal: Signal,
     killed_at: Option<Instant>,
+    /// Processes already sent the stop signal: each gets it once.
+    signalled: Vec<i32>,
+    /// The adopted command (not our child): its pid and start time, whose
+    /// group and descendants are looked up by identity.
+    adopted: Option<(i32, u64)>,
+    /// The command's own exit, once seen.
+    exit: Option<ExitRecord>,
+    /// Why: asked by a user, or its name left the registry.
+    reason: &'static str,
 }
+
+/// What identifies a version of the registry file, so that the supervisor
+/// re-reads it only when it changed.
+type FileStamp = (u64, i64, i64, u64);
 
 struct Supervisor {
     ws: Workspace,
@@ -130,6 +158,8 @@ struct Supervisor {
     killed_as_stale: bool,
     /// A rotation failed (full disk); said once, not every second.
     rotate_failing: bool,
+    /// The registry as last read: its name's disappearance stops the command.
+    registry_stamp: Option<FileStamp>,
     done: bool,
     liveness: Option<File>,
 }
@@ -143,7 +173,7 @@ impl Supervisor {
         crate::registry::validate_name(&name).map_err(|e| e.to_string())?;
         ws.ensure_dirs().map_err(|e| e.to_string())?;
         let log_path = ws.log_path(&name);
-        let log = logs::open_append(&log_path)
+        let log = logs::open_rotatable(&log_path)
             .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
         proc::redirect_stdio(&log);
 
@@ -174,7 +204,9 @@ impl Supervisor {
             .map_err(|e| format!("cannot block signals: {e}"))?;
         let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(|e| format!("cannot create a signalfd: {e}"))?;
-        // Do not pin whatever directory the caller was in.
+        // Do not pin whatever directory the caller was in (a relative alert
+        // directory is resolved against it first).
+        let _ = Workspace::alert_dir();
         let _ = std::env::set_current_dir("/");
 
         let previous = RunState::load(&ws, &name).ok().flatten();
@@ -188,21 +220,20 @@ impl Supervisor {
             ..RunState::default()
         };
         if let Some(prev) = &previous
-            && args.mode != Mode::Fresh
+            && !matches!(args.mode, Mode::Fresh | Mode::Retry)
         {
             state.restarts = prev.restarts;
             state.last_exit = prev.last_exit.clone();
         }
-        let spawner = build_spawner(&ws, &name, &entry);
+        let spawner = build_spawner(&ws, &name, &entry, args.mode);
         let rules = Rules {
             duration_min: entry.duration_min,
             auto_restart: entry.auto_restart,
             max_restarts: entry.max_restarts,
             restart_cooldown_s: entry.restart_cooldown,
         };
-        let stale_after = entry
-            .stale_after_min
-            .map(|m| Duration::from_secs_f64(m * 60.0));
+        let stale_after = entry.stale_after();
+        let registry_stamp = registry_stamp(&ws);
         let mut sup = Supervisor {
             ws,
             name,
@@ -221,6 +252,7 @@ impl Supervisor {
             last_growth: Instant::now(),
             killed_as_stale: false,
             rotate_failing: false,
+            registry_stamp,
             done: false,
             liveness: Some(liveness),
             entry,
@@ -246,6 +278,18 @@ impl Supervisor {
             lost = previous.as_ref().and_then(|p| p.pid);
         } else if args.mode == Mode::Revive {
             sup.state.restarts += 1;
+        }
+        // Whatever is left of the previous command's group (its leader died
+        // unsupervised) goes before a new copy starts beside it.
+        if let Some(prev) = &previous
+            && let (Some(pid), Some(start)) = (prev.pid, prev.pid_start)
+        {
+            let n = proc::kill_leftover_group(pid, start, &prev.boot_id);
+            if n > 0 {
+                sup.lifecycle(&format!(
+                    "killed {n} process(es) left of the previous command's group {pid}"
+                ));
+            }
         }
         sup.lifecycle(&format!("starting: {}", sup.entry.command));
         match sup.spawn() {
@@ -289,8 +333,9 @@ impl Supervisor {
         let uptime = prev.uptime_s().unwrap_or(0.0).max(0.0);
         self.child = Some(Running {
             pid,
-            since: Instant::now()
-                .checked_sub(Duration::from_secs_f64(uptime))
+            start,
+            since: fsutil::secs(uptime)
+                .and_then(|u| Instant::now().checked_sub(u))
                 .unwrap_or_else(Instant::now),
             pidfd: Some(pidfd),
         });
@@ -308,13 +353,15 @@ impl Supervisor {
             .spawn(self.log.as_raw_fd())
             .map_err(|e| self.describe_spawn_error(e))?;
         let now = Instant::now();
+        let start = proc::stat(pid).map(|s| s.start_time);
         self.child = Some(Running {
             pid,
+            start: start.unwrap_or(0),
             since: now,
             pidfd: None,
         });
         self.state.pid = Some(pid);
-        self.state.pid_start = proc::stat(pid).map(|s| s.start_time);
+        self.state.pid_start = start;
         self.state.started_at = Some(fsutil::now_rfc3339());
         self.state.phase = Phase::Running;
         self.state.next_start_at = None;
@@ -351,20 +398,9 @@ impl Supervisor {
             let timeout = self.next_wakeup();
             self.wait(timeout);
             let now = Instant::now();
-            if let Some(stop) = &mut self.stopping {
-                if stop.killed_at.is_none() && now >= stop.deadline {
-                    stop.killed_at = Some(now);
-                    if let Some(pid) = self.child.as_ref().map(|c| c.pid) {
-                        let _ = proc::kill_group(pid, Signal::SIGKILL);
-                        self.lifecycle(&format!(
-                            "no exit within the stop timeout: sent KILL to group {pid}"
-                        ));
-                    }
-                } else if stop.killed_at.is_some_and(|t| now >= t + KILL_GRACE) {
-                    self.lifecycle("the command did not die after KILL; giving up on it");
-                    self.finish_stop(None);
-                    continue;
-                }
+            if self.stopping.is_some() {
+                self.advance_stop(now);
+                continue;
             }
             if self.next_start.is_some_and(|t| now >= t) {
                 self.next_start = None;
@@ -378,15 +414,12 @@ impl Supervisor {
 
     fn next_wakeup(&self) -> Duration {
         let now = Instant::now();
-        let mut at = now + TICK;
+        let mut at = fsutil::after(now, TICK);
         if let Some(t) = self.next_start {
             at = at.min(t);
         }
-        if let Some(s) = &self.stopping {
-            at = at.min(match s.killed_at {
-                None => s.deadline,
-                Some(k) => k + KILL_GRACE,
-            });
+        if self.stopping.is_some() {
+            at = at.min(fsutil::after(now, STOP_TICK));
         }
         for (_, d) in &self.hooks {
             at = at.min(*d);
@@ -407,7 +440,9 @@ impl Supervisor {
             while let Ok(Some(info)) = self.sigfd.read_signal() {
                 match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGCHLD) => self.reap(),
-                    Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) => self.begin_stop(),
+                    Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) => {
+                        self.begin_stop("asked to stop")
+                    }
                     _ => {} // SIGHUP: we have no terminal; ignore it.
                 }
             }
@@ -443,8 +478,6 @@ impl Supervisor {
 
     fn command_ended(&mut self, code: Option<i32>, signal: Option<i32>) {
         let Some(run) = self.child.take() else { return };
-        // Whatever is left of its group goes with it; no second copy may run beside the next one.
-        let _ = proc::kill_group(run.pid, Signal::SIGKILL);
         let uptime = run.since.elapsed();
         let record = ExitRecord {
             code,
@@ -452,8 +485,9 @@ impl Supervisor {
             at: fsutil::now_rfc3339(),
             uptime_s: (uptime.as_secs_f64() * 1000.0).round() / 1000.0,
         };
-        if self.stopping.is_some() {
-            self.finish_stop(Some(record));
+        if let Some(stop) = &mut self.stopping {
+            // The rest of its tree may still be finishing: the stop waits for it.
+            stop.exit = Some(record);
             return;
         }
         let ended = Ended { code, uptime };
@@ -467,8 +501,9 @@ impl Supervisor {
                 spawn_error = Some(e);
             }
         }
-        self.kill_orphans();
-        let how = if run.pidfd.is_some() && code.is_none() && signal.is_none() {
+        // Whatever is left of it goes with it; no second copy may run beside the next one.
+        let left = self.kill_leftovers(&run);
+        let mut how = if run.pidfd.is_some() && code.is_none() && signal.is_none() {
             "ended (adopted: status unknown)".to_string()
         } else {
             match signal {
@@ -476,6 +511,11 @@ impl Supervisor {
                 None => format!("exited with {}", record.describe()),
             }
         };
+        if left > 0 && code == Some(0) && uptime < DAEMONIZE_WINDOW {
+            how.push_str(&format!(
+                " while {left} process(es) it started lived on: it forked into the background and exited; run it in the foreground (without its daemon or background option) so that it can be supervised"
+            ));
+        }
         self.lifecycle(&format!("{how} after {:.1} s", uptime.as_secs_f64()));
         self.state.last_exit = Some(record.clone());
         let died = format!("{} {how} after {:.1} s", self.name, uptime.as_secs_f64());
@@ -530,9 +570,10 @@ impl Supervisor {
                         Some(e) => {
                             self.lifecycle(&format!("cannot restart: {e}"));
                             self.state.pid = None;
-                            self.schedule(Duration::from_secs_f64(
-                                self.rules.restart_cooldown_s.clamp(1.0, 30.0),
-                            ));
+                            self.schedule(
+                                fsutil::secs(self.rules.restart_cooldown_s.clamp(1.0, 30.0))
+                                    .unwrap_or(TICK),
+                            );
                         }
                     }
                 } else {
@@ -566,7 +607,7 @@ impl Supervisor {
     }
 
     fn schedule(&mut self, delay: Duration) {
-        self.next_start = Some(Instant::now() + delay);
+        self.next_start = Some(fsutil::after(Instant::now(), delay));
         self.state.phase = Phase::Backoff;
         self.state.next_start_at = Some(fsutil::rfc3339(
             chrono::Utc::now() + chrono::Duration::milliseconds(delay.as_millis() as i64),
@@ -585,6 +626,7 @@ impl Supervisor {
                 // Counts as a crash at once, so a missing program ends as `failed`.
                 self.child = Some(Running {
                     pid: 0,
+                    start: 0,
                     since: Instant::now(),
                     pidfd: None,
                 });
@@ -593,22 +635,61 @@ impl Supervisor {
         }
     }
 
-    /// Kills children that are neither the command nor a hook: orphans the command left.
-    fn kill_orphans(&mut self) {
-        let keep: Vec<i32> = self
-            .hooks
-            .iter()
-            .map(|(p, _)| *p)
-            .chain(self.child.as_ref().map(|c| c.pid))
-            .collect();
-        for pid in proc::own_children() {
-            if !keep.contains(&pid) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
-            }
-        }
+    fn hook_pids(&self) -> Vec<i32> {
+        self.hooks.iter().map(|(p, _)| *p).collect()
     }
 
-    fn begin_stop(&mut self) {
+    /// The live processes of the command's tree, each with its parent: for
+    /// our own child, every descendant of the supervisor but the hooks (as
+    /// a subreaper, we inherit whatever the command orphans, including
+    /// processes that left its group with setsid); for an adopted command,
+    /// its descendants and what is left of its group.
+    fn command_tree(&self, adopted: Option<(i32, u64)>, prune: &[i32]) -> Vec<(i32, i32)> {
+        let me = std::process::id() as i32;
+        let mut tree = proc::descendants(&[me], prune);
+        if let Some((pid, start)) = adopted {
+            if proc::is_ours_alive(pid, start, proc::boot_id()) {
+                if let Some(st) = proc::stat(pid) {
+                    tree.push((pid, st.ppid));
+                }
+                tree.extend(proc::descendants(&[pid], prune));
+            }
+            for m in proc::group_members(pid, start) {
+                if !tree.iter().any(|(p, _)| *p == m)
+                    && let Some(st) = proc::stat(m)
+                {
+                    tree.push((m, st.ppid));
+                }
+            }
+        }
+        tree
+    }
+
+    /// After the command ended: SIGKILLs everything it left behind (but a
+    /// command just respawned); returns how many processes were left.
+    fn kill_leftovers(&mut self, ended: &Running) -> usize {
+        let mut prune = self.hook_pids();
+        prune.extend(self.child.as_ref().map(|c| c.pid));
+        let adopted = ended.pidfd.as_ref().map(|_| (ended.pid, ended.start));
+        let mut first = None;
+        for _ in 0..5 {
+            let tree = self.command_tree(adopted, &prune);
+            first.get_or_insert(tree.len());
+            if tree.is_empty() {
+                break;
+            }
+            for (pid, parent) in tree {
+                proc::signal_if_child_of(pid, parent, Signal::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+            self.reap();
+        }
+        first.unwrap_or(0)
+    }
+
+    /// Starts a stop: the stop signal to the command's group and to every
+    /// process of its tree, then `advance_stop` waits for all of them.
+    fn begin_stop(&mut self, reason: &'static str) {
         if let Some(stop) = &mut self.stopping {
             // A second request: no more patience.
             if stop.killed_at.is_none() {
@@ -619,76 +700,122 @@ impl Supervisor {
         self.state.desired = Desired::Stopped;
         self.next_start = None;
         let stop_file = self.ws.run_file(&self.name, ".stop");
-        let timeout = std::fs::read_to_string(&stop_file)
+        let timeout = fsutil::open_own_read(&stop_file)
+            .and_then(fsutil::read_all)
             .ok()
-            .and_then(|s| s.trim().parse::<f64>().ok())
-            .filter(|t| t.is_finite() && *t >= 0.0)
-            .map(Duration::from_secs_f64)
+            .and_then(|b| String::from_utf8_lossy(&b).trim().parse::<f64>().ok())
+            .filter(|t| *t <= MAX_STOP_TIMEOUT_S)
+            .and_then(fsutil::secs)
             .unwrap_or_else(|| self.entry.stop_timeout());
-        let Some(run) = &self.child else {
-            self.finish_stop(None);
-            return;
-        };
-        let sig_name = self.entry.stop_signal_name().to_string();
-        let sig = crate::signals::parse(&sig_name).unwrap_or(Signal::SIGTERM);
-        let pid = run.pid;
-        let _ = proc::kill_group(pid, sig);
-        // A stopped group would never see the signal.
-        let _ = proc::kill_group(pid, Signal::SIGCONT);
-        self.lifecycle(&format!(
-            "stopping: sent {} to group {pid}, waiting up to {:.1} s",
-            sig_name.trim_start_matches("SIG"),
-            timeout.as_secs_f64()
-        ));
+        let sig = crate::signals::parse(self.entry.stop_signal_name()).unwrap_or(Signal::SIGTERM);
+        let now = Instant::now();
+        let adopted = self
+            .child
+            .as_ref()
+            .filter(|c| c.pidfd.is_some())
+            .map(|c| (c.pid, c.start));
+        if let Some(run) = &self.child {
+            // The leader is alive (or an unreaped zombie): its group id is still its own.
+            let _ = proc::kill_group(run.pid, sig);
+            let _ = proc::kill_group(run.pid, Signal::SIGCONT);
+            self.lifecycle(&format!(
+                "stopping ({reason}): sent {} to group {} and its other processes, waiting up to {:.1} s for all of them",
+                crate::signals::name(sig as i32),
+                run.pid,
+                timeout.as_secs_f64()
+            ));
+        }
         self.stopping = Some(Stopping {
-            deadline: Instant::now() + timeout,
-            signal: sig_name.trim_start_matches("SIG").to_string(),
+            began: now,
+            deadline: fsutil::after(now, timeout),
+            signal: sig,
             killed_at: None,
+            signalled: self.child.iter().map(|c| c.pid).collect(),
+            adopted,
+            exit: None,
+            reason,
         });
+        self.advance_stop(now);
     }
 
-    fn finish_stop(&mut self, record: Option<ExitRecord>) {
-        let by = match &self.stopping {
-            Some(s) if s.killed_at.is_some() => Some("KILL".to_string()),
-            Some(s) => Some(s.signal.clone()),
-            None => None,
-        };
-        if let Some(run) = self.child.take() {
+    /// One step of a stop: done once no process of the tree lives; past the
+    /// deadline, SIGKILL to all of them, again on every step.
+    fn advance_stop(&mut self, now: Instant) {
+        self.reap();
+        let Some(stop) = &self.stopping else { return };
+        let hooks = self.hook_pids();
+        let tree = self.command_tree(stop.adopted, &hooks);
+        if tree.is_empty() {
+            self.finish_stop();
+            return;
+        }
+        let (sig, killed_at, deadline) = (stop.signal, stop.killed_at, stop.deadline);
+        match killed_at {
+            None if now < deadline => {
+                let fresh: Vec<(i32, i32)> = tree
+                    .into_iter()
+                    .filter(|(p, _)| !stop.signalled.contains(p))
+                    .collect();
+                for (pid, parent) in &fresh {
+                    proc::signal_if_child_of(*pid, *parent, sig);
+                    proc::signal_if_child_of(*pid, *parent, Signal::SIGCONT);
+                }
+                if let Some(stop) = &mut self.stopping {
+                    stop.signalled.extend(fresh.iter().map(|(p, _)| *p));
+                }
+            }
+            None => {
+                if let Some(stop) = &mut self.stopping {
+                    stop.killed_at = Some(now);
+                }
+                self.kill_tree(&tree);
+                self.lifecycle(&format!(
+                    "{} process(es) still alive after the stop timeout: sent KILL",
+                    tree.len()
+                ));
+            }
+            Some(t) if now >= fsutil::after(t, KILL_GRACE) => {
+                self.lifecycle("some processes did not die after KILL; giving up on them");
+                self.finish_stop();
+            }
+            Some(_) => self.kill_tree(&tree),
+        }
+    }
+
+    fn kill_tree(&self, tree: &[(i32, i32)]) {
+        if let Some(run) = &self.child {
             let _ = proc::kill_group(run.pid, Signal::SIGKILL);
         }
-        self.kill_orphans();
-        self.reap_briefly();
+        for (pid, parent) in tree {
+            proc::signal_if_child_of(*pid, *parent, Signal::SIGKILL);
+        }
+    }
+
+    fn finish_stop(&mut self) {
+        let Some(stop) = self.stopping.take() else {
+            return;
+        };
+        let by = match stop.killed_at {
+            Some(_) => "KILL".to_string(),
+            None => crate::signals::name(stop.signal as i32),
+        };
+        let took = stop.began.elapsed().as_secs_f64();
+        self.child = None;
         self.state.phase = Phase::Stopped;
         self.state.desired = Desired::Stopped;
         self.state.pid = None;
         self.state.next_start_at = None;
-        self.state.stopped_by = by.clone();
-        if let Some(r) = record {
+        self.state.stopped_by = Some(by.clone());
+        if let Some(r) = stop.exit {
             self.state.last_exit = Some(r);
         }
         self.save();
-        self.lifecycle(&match by {
-            Some(sig) => format!("stopped (ended by {sig})"),
-            None => "stopped".to_string(),
-        });
+        self.lifecycle(&format!(
+            "stopped ({}): its last process ended {took:.1} s after the stop signal, by {by}",
+            stop.reason
+        ));
         let _ = std::fs::remove_file(self.ws.run_file(&self.name, ".stop"));
         self.done = true;
-    }
-
-    /// After a stop: reap what we just killed, for at most a second.
-    fn reap_briefly(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while Instant::now() < deadline {
-            let hooks: Vec<i32> = self.hooks.iter().map(|(p, _)| *p).collect();
-            let left = proc::own_children()
-                .into_iter()
-                .any(|p| !hooks.contains(&p));
-            self.reap();
-            if !left {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
     }
 
     fn expire_hooks(&mut self, now: Instant) {
@@ -710,13 +837,15 @@ impl Supervisor {
 
     /// Once a second: rotate the log when it is too big; restart a command whose log went quiet.
     fn tick(&mut self, now: Instant) {
-        let len = std::fs::metadata(&self.log_path)
-            .map(|m| m.len())
-            .unwrap_or(0);
+        if self.name_left_registry() {
+            self.begin_stop("its name was removed from the registry");
+            return;
+        }
+        let len = self.log.metadata().map(|m| m.len()).unwrap_or(0);
         if len > self.entry.log_max_bytes() {
             // Nothing here may panic or stop: a full disk is the command's
             // problem to report, not a reason for it to lose its supervisor.
-            match logs::rotate(&self.log_path, self.entry.log_keep()) {
+            match logs::rotate(&self.log, &self.log_path, self.entry.log_keep()) {
                 Ok(()) => self.rotate_failing = false,
                 Err(e) if !self.rotate_failing => {
                     self.rotate_failing = true;
@@ -748,6 +877,25 @@ impl Supervisor {
         self.last_growth = now;
         let _ = proc::kill_group(pid, Signal::SIGKILL);
         self.alert(Kind::Stale, msg, Some(pid), None);
+    }
+
+    /// Whether the registry changed and no longer holds our name (a
+    /// `deregister` that raced a `start`, or a hand edit). One `stat` a tick;
+    /// the file is read only when it changed, and an unreadable or corrupt
+    /// registry is no reason to stop anything.
+    fn name_left_registry(&mut self) -> bool {
+        let stamp = registry_stamp(&self.ws);
+        if stamp == self.registry_stamp {
+            return false;
+        }
+        self.registry_stamp = stamp;
+        if stamp.is_none() {
+            return true;
+        }
+        matches!(
+            Registry::load_one(&self.ws, &self.name),
+            Err(crate::error::Error::NoSuchProcess { .. })
+        )
     }
 
     fn lifecycle(&mut self, text: &str) {
@@ -782,23 +930,39 @@ impl Supervisor {
     }
 }
 
+/// The entry's working directory; a relative one is taken from the workspace.
 fn command_cwd(ws: &Workspace, entry: &Entry) -> PathBuf {
     entry
         .cwd
         .as_ref()
-        .map(PathBuf::from)
+        .map(|c| ws.root().join(c))
         .unwrap_or_else(|| ws.root().to_path_buf())
 }
 
-/// The command as the supervisor runs it: its argv (under `sh -c` when it
-/// uses shell syntax), in its cwd, with the caller's environment plus its
-/// own. Prepared once, spawned on every restart.
-fn build_spawner(ws: &Workspace, name: &str, entry: &Entry) -> Result<Spawner, String> {
-    let cwd = command_cwd(ws, entry);
-    if !cwd.is_dir() {
-        return Err(format!("working directory {} not found", cwd.display()));
+/// The registry file's identity and version: inode, mtime, size.
+fn registry_stamp(ws: &Workspace) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(ws.registry_path()).ok()?;
+    Some((m.ino(), m.mtime(), m.mtime_nsec(), m.size()))
+}
+
+/// The environment the command runs with: the caller's at a start by the
+/// user, kept in `run/<name>.env` (0600, never in the registry), and that
+/// same one at every revival, so a revival from cron's bare environment
+/// keeps the user's PATH and variables.
+fn command_env(
+    ws: &Workspace,
+    name: &str,
+    mode: Mode,
+) -> std::collections::BTreeMap<String, String> {
+    let path = ws.run_file(name, ".env");
+    if mode != Mode::Fresh
+        && let Ok(bytes) = fsutil::open_own_read(&path).and_then(fsutil::read_all)
+        && let Ok(saved) = serde_json::from_slice(&bytes)
+    {
+        return saved;
     }
-    let mut env: std::collections::BTreeMap<String, String> = std::env::vars_os()
+    let env: std::collections::BTreeMap<String, String> = std::env::vars_os()
         .map(|(k, v)| {
             (
                 k.to_string_lossy().into_owned(),
@@ -806,8 +970,28 @@ fn build_spawner(ws: &Workspace, name: &str, entry: &Entry) -> Result<Spawner, S
             )
         })
         .collect();
+    if mode == Mode::Fresh
+        && let Ok(bytes) = serde_json::to_vec(&env)
+    {
+        let _ = fsutil::write_atomic(&path, &bytes, 0o600, fsutil::Durability::Renamed);
+    }
+    env
+}
+
+/// The command as the supervisor runs it: its argv (exec'd directly, or
+/// under `sh -c` when it uses shell syntax), in its cwd, with the
+/// environment of the last start plus its own. Prepared once, spawned on
+/// every restart.
+fn build_spawner(ws: &Workspace, name: &str, entry: &Entry, mode: Mode) -> Result<Spawner, String> {
+    let cwd = command_cwd(ws, entry);
+    if !cwd.is_dir() {
+        return Err(format!("working directory {} not found", cwd.display()));
+    }
+    let mut env = command_env(ws, name, mode);
+    let command = cmdline::parse(&entry.command);
+    env.extend(command.env);
     env.extend(entry.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.insert("PROCESS_GUARDIAN_NAME".into(), name.to_string());
     let env: Vec<(String, String)> = env.into_iter().collect();
-    Spawner::new(&cmdline::argv(&entry.command), &env, &cwd)
+    Spawner::new(&command.argv, &env, &cwd)
 }

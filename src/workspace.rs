@@ -120,15 +120,19 @@ impl Workspace {
             .ok()
         });
         match dir {
-            Some(dir) => rustix::fs::openat(
-                dir,
-                format!("{name}{suffix}"),
-                OFlags::RDONLY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map(fs::File::from)
-            .map_err(std::io::Error::from),
-            None => fs::File::open(self.run_file(name, suffix)),
+            Some(dir) => {
+                let f = rustix::fs::openat(
+                    dir,
+                    format!("{name}{suffix}"),
+                    OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                    Mode::empty(),
+                )
+                .map(fs::File::from)
+                .map_err(std::io::Error::from)?;
+                crate::fsutil::check_own_file(&f, &self.run_file(name, suffix))?;
+                Ok(f)
+            }
+            None => crate::fsutil::open_own_read(&self.run_file(name, suffix)),
         }
     }
 
@@ -147,7 +151,7 @@ impl Workspace {
         if let Some(f) = self.sup_lock.get() {
             return Some(f);
         }
-        let f = fs::File::open(self.supervisors_lock_path()).ok()?;
+        let f = crate::fsutil::open_own_read(&self.supervisors_lock_path()).ok()?;
         let _ = self.sup_lock.set(f);
         self.sup_lock.get()
     }
@@ -156,12 +160,25 @@ impl Workspace {
         self.state_dir().join("alerted")
     }
 
-    /// Where the alert flag and text go: `$PROCESS_GUARDIAN_ALERT_DIR` or /tmp.
+    /// Where the alert flag and text go: `$PROCESS_GUARDIAN_ALERT_DIR` or
+    /// /tmp. A relative directory is resolved once, against the directory
+    /// the program started in (the supervisor resolves it before it leaves
+    /// that directory), so the CLI and the supervisor agree.
     pub fn alert_dir() -> PathBuf {
-        std::env::var_os(ALERT_DIR_ENV)
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/tmp"))
+        static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        DIR.get_or_init(|| {
+            let dir = std::env::var_os(ALERT_DIR_ENV)
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/tmp"));
+            if dir.is_relative()
+                && let Ok(cwd) = std::env::current_dir()
+            {
+                return cwd.join(dir);
+            }
+            dir
+        })
+        .clone()
     }
 
     /// Creates `.process-guardian/` (mode 0700) and its subdirectories
@@ -235,7 +252,13 @@ fn check_owned(path: &Path, expect: Expect) -> Result<()> {
     }
     if m.uid() != me {
         return refuse(
-            format!("it is owned by uid {}{}, not by you (uid {me})", m.uid(), user_name(m.uid()).map(|n| format!(" ({n})")).unwrap_or_default()),
+            format!(
+                "it is owned by uid {}{}, not by you (uid {me})",
+                m.uid(),
+                user_name(m.uid())
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            ),
             format!(
                 "Use a workspace of your own (--workspace DIR or PROCESS_GUARDIAN_WORKSPACE), or, if you trust it, take it over: chown {me} {}",
                 path.display()
@@ -245,7 +268,14 @@ fn check_owned(path: &Path, expect: Expect) -> Result<()> {
     let mode = m.mode() & 0o7777;
     if mode & 0o002 != 0 || (mode & 0o020 != 0 && !group_is_private(m.gid(), me)) {
         return refuse(
-            format!("it is writable by {} (mode {mode:o})", if mode & 0o002 != 0 { "every user" } else { "other users of its group" }),
+            format!(
+                "it is writable by {} (mode {mode:o})",
+                if mode & 0o002 != 0 {
+                    "every user"
+                } else {
+                    "other users of its group"
+                }
+            ),
             format!("Make it yours alone: chmod go-w {}", path.display()),
         );
     }
@@ -310,7 +340,10 @@ mod tests {
         fs::set_permissions(ws.registry_path(), fs::Permissions::from_mode(0o600)).unwrap();
         ws.ensure_dirs().unwrap();
         fs::set_permissions(ws.state_dir(), fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(matches!(Workspace::at(dir.path()), Err(Error::Untrusted { .. })));
+        assert!(matches!(
+            Workspace::at(dir.path()),
+            Err(Error::Untrusted { .. })
+        ));
         fs::set_permissions(ws.state_dir(), fs::Permissions::from_mode(0o700)).unwrap();
         fs::remove_dir(ws.logs_dir()).unwrap();
         std::os::unix::fs::symlink("/tmp", ws.logs_dir()).unwrap();

@@ -15,7 +15,14 @@ struct Tmpfs(std::path::PathBuf);
 impl Tmpfs {
     fn mount(at: &std::path::Path, size: &str) -> Option<Tmpfs> {
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            // mode=0755: a workspace writable by every user is refused.
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
             .arg(at)
             .stderr(std::process::Stdio::null())
             .status()
@@ -45,13 +52,18 @@ fn fill(dir: &std::path::Path) -> std::path::PathBuf {
 fn a_full_disk_refuses_register_and_keeps_the_command_running() {
     let env = Env::new();
     let Some(_mnt) = Tmpfs::mount(&env.ws, "1m") else {
+        // CI runs as root, where the mount must work: a skip there would hide a regression.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "cannot mount a tmpfs under CI, where root can"
+        );
         eprintln!("skipped: cannot mount a tmpfs here (needs root and mount rights)");
         return;
     };
     let pid = env.launch(
         "writer",
         "while true; do echo some-output-that-cannot-be-written; sleep 0.01; done",
-        &["--log-max-bytes", "2000"],
+        &["--log-max-bytes", "4096"],
     );
     let filler = fill(&env.ws);
     let before = fs::read(env.registry_path()).unwrap();

@@ -309,7 +309,7 @@ fn logs_hold_stdout_and_stderr_and_follow_across_rotation() {
         "chatty",
         "echo to-stdout; echo to-stderr >&2; i=0; while true; do i=$((i+1)); echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; sleep 0.01; done",
         "--log-max-bytes",
-        "4000",
+        "4096",
         "--log-keep",
         "2",
     ]);

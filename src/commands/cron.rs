@@ -33,7 +33,13 @@ fn our_lines(ws: &Workspace, every_minute: bool) -> Result<Vec<String>> {
     let log = ws.logs_dir().join("healthcheck.log");
     let mut env = String::new();
     for var in CARRIED_ENV {
-        if let Ok(v) = std::env::var(var)
+        // The alert directory as resolved here: cron runs from another directory.
+        let value = if *var == crate::workspace::ALERT_DIR_ENV {
+            std::env::var_os(var).map(|_| Workspace::alert_dir().display().to_string())
+        } else {
+            std::env::var(var).ok()
+        };
+        if let Some(v) = value
             && !v.is_empty()
         {
             env.push_str(&format!("{var}={} ", quote(&v)));

@@ -4,15 +4,26 @@ use std::fs;
 
 use crate::error::{Error, Result};
 use crate::logs;
-use crate::registry::Registry;
+use crate::registry::{Entry, Registry};
 use crate::workspace::Workspace;
 
 pub fn run(ws: &Workspace, name: &str, purge: bool) -> Result<i32> {
-    Registry::load(ws)?.require(name)?;
-    super::stop::stop(ws, name, None)?;
+    // One lock for the stop and the removal: a `start` cannot slip between
+    // them and leave a supervisor running under a name nobody has.
     let _lock = crate::state::lock_name(ws, name)?;
+    let registry = Registry::load(ws)?;
+    if !registry.contains(name) {
+        registry.require(name)?;
+    }
+    // An entry that no longer validates can still be removed: that is how it is fixed.
+    let entry = registry
+        .get(name)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Entry::new(String::new()));
+    super::stop::stop_with(ws, name, None, &entry)?;
     let removed = Registry::update(ws, |reg| Ok(reg.remove(name)))?;
-    for suffix in [".json", ".stop"] {
+    for suffix in [".json", ".stop", ".env"] {
         let _ = fs::remove_file(ws.run_file(name, suffix));
     }
     if purge {

@@ -24,6 +24,8 @@ struct Report<'a> {
     healthy: bool,
     checked: usize,
     actions: &'a [Action],
+    /// Problems that lose nothing yet but should be fixed (alert files that cannot be written).
+    warnings: &'a [String],
     removed_state: &'a [String],
     processes: Vec<super::status::Row<'a>>,
 }
@@ -62,7 +64,9 @@ pub fn run(ws: &Workspace, as_json: bool) -> Result<i32> {
                 never_started: st.is_none(),
                 desired_running: st.is_some_and(|s| s.desired == Desired::Running),
                 phase: st.map_or(Phase::Stopped, |s| s.phase),
-                supervisor_alive: seen.supervisor_alive,
+                // A frozen supervisor is judged as a live one first (a hung
+                // command under it is replaced whole), then replaced below.
+                supervisor_alive: seen.supervisor_alive || seen.supervisor_frozen,
                 command_alive: seen.command_alive,
                 new_boot: st.is_some_and(|s| s.boot_id != proc::boot_id()),
                 failed_for_s: st
@@ -78,10 +82,11 @@ pub fn run(ws: &Workspace, as_json: bool) -> Result<i32> {
             }
         };
         // A cheap look first; the lock is taken only where there is work.
-        let first = policy::heal(&found(&state::observe(ws, name)?));
+        let first_seen = state::observe(ws, name)?;
+        let first = policy::heal(&found(&first_seen));
         match first {
             Heal::Nothing => continue,
-            Heal::Healthy => {
+            Heal::Healthy if !first_seen.supervisor_frozen => {
                 healthy += 1;
                 continue;
             }
@@ -96,8 +101,19 @@ pub fn run(ws: &Workspace, as_json: bool) -> Result<i32> {
         if !Registry::load(ws)?.contains(name) {
             continue;
         }
-        let seen = state::observe(ws, name)?;
-        let decision = policy::heal(&found(&seen));
+        let mut seen = state::observe(ws, name)?;
+        let mut decision = policy::heal(&found(&seen));
+        // A frozen supervisor holds its lock and does nothing: replace it.
+        let mut frozen = None;
+        if decision == Heal::Healthy
+            && seen.supervisor_frozen
+            && let Some(st) = &seen.state
+        {
+            kill_verified(st.supervisor_pid, st.supervisor_start, &st.boot_id, false);
+            frozen = st.supervisor_pid;
+            seen = state::observe(ws, name)?;
+            decision = policy::heal(&found(&seen));
+        }
         let old_pid = seen.state.as_ref().and_then(|s| s.pid);
         let (mode, kind, why) = match decision {
             Heal::Healthy => {
@@ -122,7 +138,12 @@ pub fn run(ws: &Workspace, as_json: bool) -> Result<i32> {
             Heal::Adopt => (
                 Mode::Adopt,
                 Kind::SupervisorLost,
-                "its supervisor died; the command kept running".to_string(),
+                match frozen {
+                    Some(pid) => format!(
+                        "its supervisor (pid {pid}) was frozen (stopped by a signal) and was replaced; the command kept running"
+                    ),
+                    None => "its supervisor died; the command kept running".to_string(),
+                },
             ),
             Heal::Revive { new_boot: true } => {
                 (Mode::Revive, Kind::Died, "the machine rebooted".to_string())
@@ -130,7 +151,12 @@ pub fn run(ws: &Workspace, as_json: bool) -> Result<i32> {
             Heal::Revive { new_boot: false } => (
                 Mode::Revive,
                 Kind::Died,
-                "its supervisor and command were both dead".to_string(),
+                match frozen {
+                    Some(pid) => format!(
+                        "its command was dead under a frozen supervisor (pid {pid}, stopped by a signal), which was replaced"
+                    ),
+                    None => "its supervisor and command were both dead".to_string(),
+                },
             ),
             Heal::Stale => {
                 // Its supervisor let a hung command be: replace both.
@@ -148,7 +174,7 @@ pub fn run(ws: &Workspace, as_json: bool) -> Result<i32> {
                 )
             }
             Heal::Retry => (
-                Mode::Fresh,
+                Mode::Retry,
                 Kind::Died,
                 "it had been failed for an hour; one fresh try".to_string(),
             ),
@@ -214,6 +240,7 @@ pub fn run(ws: &Workspace, as_json: bool) -> Result<i32> {
         }
     }
     let removed = remove_orphan_state(ws)?;
+    let warnings: Vec<String> = alert::alert_dir_problem(ws).into_iter().collect();
     let unhealthy = actions.iter().any(|a| a.action != "dropped");
     let code = if unhealthy { 1 } else { 0 };
     if as_json {
@@ -224,6 +251,7 @@ pub fn run(ws: &Workspace, as_json: bool) -> Result<i32> {
             healthy: !unhealthy,
             checked: registry.len(),
             actions: &actions,
+            warnings: &warnings,
             removed_state: &removed,
             processes: rows
                 .iter()
@@ -237,6 +265,9 @@ pub fn run(ws: &Workspace, as_json: bool) -> Result<i32> {
     } else {
         for a in &actions {
             println!("{} {}: {}", a.action, a.name, a.detail);
+        }
+        for w in &warnings {
+            println!("warning: {w}");
         }
         println!(
             "healthcheck: {} registered, {} healthy, {} acted on{}",
@@ -292,7 +323,7 @@ fn remove_orphan_state(ws: &Workspace) -> Result<Vec<String>> {
     };
     for e in dir.flatten() {
         let file = e.file_name().to_string_lossy().into_owned();
-        let Some(name) = [".json", ".lock", ".stop"]
+        let Some(name) = [".json", ".lock", ".stop", ".env"]
             .iter()
             .find_map(|s| file.strip_suffix(s))
         else {

@@ -1,4 +1,7 @@
-//! `start` and `restart`.
+//! `start` and `restart`. Every decision about a name is taken under its
+//! lock, from the registry check to the supervisor's report, so a
+//! `deregister` or a healthcheck cannot interleave and leave a process
+//! nobody can see.
 
 use std::time::{Duration, Instant};
 
@@ -8,23 +11,48 @@ use crate::registry::Registry;
 use crate::state::{self, Phase, RunState};
 use crate::workspace::Workspace;
 
-pub fn start(ws: &Workspace, name: &str, wait: Option<f64>) -> Result<i32> {
-    if let Some(w) = wait
-        && !(w.is_finite() && w >= 0.0)
-    {
+/// The longest `--wait` and `--timeout` a command accepts: a day.
+pub const MAX_WAIT_S: f64 = 86_400.0;
+
+/// A number of seconds from a flag, range-checked, as a duration.
+pub fn flag_secs(flag: &str, v: f64) -> Result<Duration> {
+    if !(0.0..=MAX_WAIT_S).contains(&v) {
         return Err(Error::Invalid(format!(
-            "--wait must be a non-negative number of seconds, not {w}"
+            "{flag} must be a number of seconds from 0 to {MAX_WAIT_S}, not {v}"
         )));
     }
-    Registry::load(ws)?.require(name)?;
+    crate::fsutil::secs(v).ok_or_else(|| Error::Invalid(format!("{flag}: {v} is not a duration")))
+}
+
+pub fn start(ws: &Workspace, name: &str, wait: Option<f64>) -> Result<i32> {
+    let wait = wait.map(|w| flag_secs("--wait", w)).transpose()?;
     let lock = state::lock_name(ws, name)?;
+    let started = start_locked(ws, name)?;
+    drop(lock);
+    finish_start(ws, name, started, wait)
+}
+
+/// What a start under the name's lock found or did.
+pub enum Started {
+    /// A supervisor already runs it.
+    Already {
+        pid: Option<i32>,
+        shown: &'static str,
+    },
+    /// A supervisor reported back.
+    Spawned { mode: Mode, ready: Ready },
+}
+
+/// Starts `name` (adopting a command that outlived its supervisor); the
+/// caller holds the name's lock.
+pub fn start_locked(ws: &Workspace, name: &str) -> Result<Started> {
+    Registry::load(ws)?.require(name)?;
     let seen = state::observe(ws, name)?;
     if seen.supervisor_alive {
-        match seen.pid() {
-            Some(pid) => println!("{name} is already running (pid {pid})"),
-            None => println!("{name} is already supervised ({})", seen.shown.as_str()),
-        }
-        return Ok(0);
+        return Ok(Started::Already {
+            pid: seen.pid(),
+            shown: seen.shown.as_str(),
+        });
     }
     // A command that outlived its supervisor is adopted, never started twice.
     let mode = if seen.command_alive {
@@ -33,7 +61,27 @@ pub fn start(ws: &Workspace, name: &str, wait: Option<f64>) -> Result<i32> {
         Mode::Fresh
     };
     let ready = launch::spawn_supervisor(ws, name, mode)?;
-    drop(lock);
+    Ok(Started::Spawned { mode, ready })
+}
+
+/// Says what the start did, and with `--wait`, watches it for that long.
+pub fn finish_start(
+    ws: &Workspace,
+    name: &str,
+    started: Started,
+    wait: Option<Duration>,
+) -> Result<i32> {
+    let (mode, ready) = match started {
+        Started::Already { pid: Some(pid), .. } => {
+            println!("{name} is already running (pid {pid})");
+            return Ok(0);
+        }
+        Started::Already { pid: None, shown } => {
+            println!("{name} is already supervised ({shown})");
+            return Ok(0);
+        }
+        Started::Spawned { mode, ready } => (mode, ready),
+    };
     match ready {
         Ready::Started(pid) => {
             if mode == Mode::Adopt {
@@ -41,9 +89,9 @@ pub fn start(ws: &Workspace, name: &str, wait: Option<f64>) -> Result<i32> {
             } else {
                 println!("started {name} (pid {pid})");
             }
-            if let Some(secs) = wait {
-                wait_alive(ws, name, pid, secs)?;
-                println!("{name} is still running after {secs} s");
+            if let Some(wait) = wait {
+                wait_alive(ws, name, pid, wait)?;
+                println!("{name} is still running after {} s", wait.as_secs_f64());
             }
             Ok(0)
         }
@@ -58,9 +106,9 @@ pub fn start(ws: &Workspace, name: &str, wait: Option<f64>) -> Result<i32> {
     }
 }
 
-/// `start --wait`: fails if the command started as `pid` dies within `secs`.
-fn wait_alive(ws: &Workspace, name: &str, pid: i32, secs: f64) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs_f64(secs.max(0.0));
+/// `start --wait`: fails if the command started as `pid` dies within `wait`.
+fn wait_alive(ws: &Workspace, name: &str, pid: i32, wait: Duration) -> Result<()> {
+    let deadline = crate::fsutil::after(Instant::now(), wait);
     loop {
         let st = RunState::load(ws, name)?;
         let alive = st
@@ -78,7 +126,8 @@ fn wait_alive(ws: &Workspace, name: &str, pid: i32, secs: f64) -> Result<()> {
                 })
                 .unwrap_or_default();
             return Err(Error::Failed(format!(
-                "{name} died within {secs} s of starting{why}; see `process-guardian logs {name}`"
+                "{name} died within {} s of starting{why}; see `process-guardian logs {name}`",
+                wait.as_secs_f64()
             )));
         }
         if Instant::now() >= deadline {
@@ -89,7 +138,9 @@ fn wait_alive(ws: &Workspace, name: &str, pid: i32, secs: f64) -> Result<()> {
 }
 
 pub fn restart(ws: &Workspace, name: &str) -> Result<i32> {
-    Registry::load(ws)?.require(name)?;
-    super::stop::stop(ws, name, None)?;
-    start(ws, name, None)
+    let lock = state::lock_name(ws, name)?;
+    super::stop::stop_locked(ws, name, None)?;
+    let started = start_locked(ws, name)?;
+    drop(lock);
+    finish_start(ws, name, started, None)
 }

@@ -29,15 +29,32 @@ pub struct Row<'a> {
     quick_crashes: u32,
     next_start_at: Option<&'a str>,
     stopped_by: Option<&'a str>,
-    message: Option<&'a str>,
+    message: Option<String>,
 }
 
-pub fn row<'a>(ws: &Workspace, name: &'a str, entry: &'a Entry, seen: &'a Observed) -> Row<'a> {
+/// An entry as status reads it: valid, or the reason it is not.
+pub type Checked = std::result::Result<Entry, String>;
+
+/// The placeholder behind the row of an entry that does not validate.
+fn no_entry() -> &'static Entry {
+    static E: std::sync::OnceLock<Entry> = std::sync::OnceLock::new();
+    E.get_or_init(|| Entry::new(String::new()))
+}
+
+pub fn row<'a>(ws: &Workspace, name: &'a str, entry: &'a Checked, seen: &'a Observed) -> Row<'a> {
     let st = seen.state.as_ref();
     let running = seen.shown == Shown::Running;
+    let (entry, invalid) = match entry {
+        Ok(e) => (e, None),
+        Err(why) => (no_entry(), Some(why.as_str())),
+    };
     Row {
         name,
-        state: seen.shown.as_str(),
+        state: if invalid.is_some() {
+            "invalid"
+        } else {
+            seen.shown.as_str()
+        },
         pid: seen.pid().filter(|_| running),
         uptime_s: st
             .filter(|_| running && seen.command_alive)
@@ -63,8 +80,22 @@ pub fn row<'a>(ws: &Workspace, name: &'a str, entry: &'a Entry, seen: &'a Observ
             .and_then(|s| s.next_start_at.as_deref())
             .filter(|_| seen.shown == Shown::Backoff),
         stopped_by: st.and_then(|s| s.stopped_by.as_deref()),
-        message: st.and_then(|s| s.message.as_deref()),
+        message: invalid
+            .map(str::to_string)
+            .or_else(|| frozen_message(seen))
+            .or_else(|| st.and_then(|s| s.message.clone())),
     }
+}
+
+/// What a row says of a supervisor that is stopped by a signal.
+fn frozen_message(seen: &Observed) -> Option<String> {
+    if !seen.supervisor_frozen {
+        return None;
+    }
+    let pid = seen.state.as_ref().and_then(|s| s.supervisor_pid)?;
+    Some(format!(
+        "its supervisor (pid {pid}) is frozen (stopped by a signal) and watches nothing; the next healthcheck replaces it"
+    ))
 }
 
 pub fn run(ws: &Workspace, name: Option<&str>, as_json: bool) -> Result<i32> {
@@ -77,6 +108,12 @@ pub fn run(ws: &Workspace, name: Option<&str>, as_json: bool) -> Result<i32> {
         None => registry.names().map(str::to_string).collect(),
     };
     let rows = observe_all(ws, &registry, &names)?;
+    // An invalid entry is a row of its own; the others are shown as usual.
+    for (n, e, _) in &rows {
+        if let Err(why) = e {
+            eprintln!("process-guardian: {n}: {why}");
+        }
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if as_json {
@@ -97,6 +134,11 @@ pub fn run(ws: &Workspace, name: Option<&str>, as_json: bool) -> Result<i32> {
     let color = std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     print_table(&mut out, &rows, color);
+    for (n, _, seen) in &rows {
+        if let Some(m) = frozen_message(seen) {
+            let _ = writeln!(out, "{n}: {m}");
+        }
+    }
     Ok(0)
 }
 
@@ -106,9 +148,19 @@ pub fn observe_all(
     ws: &Workspace,
     registry: &Registry,
     names: &[String],
-) -> Result<Vec<(String, Entry, Observed)>> {
-    let one = |n: &String| -> Result<(String, Entry, Observed)> {
-        Ok((n.clone(), registry.require(n)?, state::observe(ws, n)?))
+) -> Result<Vec<(String, Checked, Observed)>> {
+    let one = |n: &String| -> Result<(String, Checked, Observed)> {
+        let entry = match registry.get(n) {
+            Ok(Some(e)) => Ok(e),
+            Ok(None) => {
+                return Err(registry
+                    .require(n)
+                    .err()
+                    .unwrap_or_else(|| crate::error::Error::Failed(format!("{n} vanished"))));
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        Ok((n.clone(), entry, state::observe(ws, n)?))
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -132,7 +184,7 @@ pub fn observe_all(
     })
 }
 
-fn print_table(out: &mut impl Write, rows: &[(String, Entry, Observed)], color: bool) {
+fn print_table(out: &mut impl Write, rows: &[(String, Checked, Observed)], color: bool) {
     let header = [
         "NAME",
         "STATE",
@@ -148,6 +200,15 @@ fn print_table(out: &mut impl Write, rows: &[(String, Entry, Observed)], color: 
         .map(|(name, entry, seen)| {
             let st = seen.state.as_ref();
             let running = seen.shown == Shown::Running;
+            let Ok(entry) = entry else {
+                let mut cells: [String; 8] = Default::default();
+                cells[0] = name.clone();
+                cells[1] = "invalid".into();
+                for c in &mut cells[2..] {
+                    *c = "-".into();
+                }
+                return cells;
+            };
             [
                 name.clone(),
                 seen.shown.as_str().to_string(),
@@ -200,8 +261,9 @@ fn print_table(out: &mut impl Write, rows: &[(String, Entry, Observed)], color: 
     };
     let head: Vec<String> = header.iter().map(|h| h.to_string()).collect();
     let _ = writeln!(out, "{}", line(&head, None));
-    for (row, (_, _, seen)) in cells.iter().zip(rows) {
+    for (row, (_, entry, seen)) in cells.iter().zip(rows) {
         let paint = color.then_some(match seen.shown {
+            _ if entry.is_err() => "31",
             Shown::Running => "32",
             Shown::Backoff => "33",
             Shown::Dead | Shown::Failed => "31",

@@ -16,25 +16,32 @@ use crate::workspace::Workspace;
 const SUPERVISOR_GRACE: Duration = Duration::from_secs(5);
 
 pub fn run(ws: &Workspace, name: &str, timeout: Option<f64>) -> Result<i32> {
-    if let Some(t) = timeout
-        && !(t.is_finite() && t >= 0.0)
-    {
-        return Err(Error::Invalid(format!(
-            "--timeout must be a non-negative number of seconds, not {t}"
-        )));
-    }
-    stop(ws, name, timeout)?;
+    let timeout = timeout
+        .map(|t| super::start::flag_secs("--timeout", t))
+        .transpose()?;
+    let _lock = state::lock_name(ws, name)?;
+    stop_locked(ws, name, timeout)?;
     Ok(0)
 }
 
-/// Stops `name` and prints what happened; returns whether anything was running.
-pub fn stop(ws: &Workspace, name: &str, timeout: Option<f64>) -> Result<bool> {
+/// Stops `name` and prints what happened; returns whether anything was
+/// running. The caller holds the name's lock.
+pub fn stop_locked(ws: &Workspace, name: &str, timeout: Option<Duration>) -> Result<bool> {
     let entry = Registry::load(ws)?.require(name)?;
-    let _lock = state::lock_name(ws, name)?;
+    stop_with(ws, name, timeout, &entry)
+}
+
+/// `stop_locked` with the entry given: `deregister` stops an entry that
+/// no longer validates with the default stop signal and timeout.
+pub fn stop_with(
+    ws: &Workspace,
+    name: &str,
+    timeout: Option<Duration>,
+    entry: &Entry,
+) -> Result<bool> {
+    let entry = entry.clone();
     let seen = state::observe(ws, name)?;
-    let timeout = timeout
-        .map(Duration::from_secs_f64)
-        .unwrap_or_else(|| entry.stop_timeout());
+    let timeout = timeout.unwrap_or_else(|| entry.stop_timeout());
     let began = Instant::now();
 
     if seen.supervisor_alive
@@ -103,7 +110,7 @@ fn stop_through_supervisor(
         .map_err(|e| Error::io("signal the supervisor of", ws.run_file(name, ".json"), e))?;
     // A supervisor frozen by SIGSTOP would never act on it.
     let _ = sup.signal(Signal::SIGCONT);
-    if sup.wait_exit(timeout + SUPERVISOR_GRACE) {
+    if sup.wait_exit(timeout.saturating_add(SUPERVISOR_GRACE)) {
         return Ok(true);
     }
     // It did not answer: take it down and finish the job here.
@@ -112,7 +119,9 @@ fn stop_through_supervisor(
     Ok(false)
 }
 
-/// Stops a command that no supervisor watches; returns the signal that ended it.
+/// Stops a command that no supervisor watches; returns the signal that
+/// ended its last process. Like the supervisor, it waits for the whole
+/// group and every descendant, not only the command.
 fn stop_group_directly(st: &RunState, entry: &Entry, timeout: Duration) -> Result<String> {
     let (Some(pid), Some(start)) = (st.pid, st.pid_start) else {
         return Ok("none".into());
@@ -121,18 +130,44 @@ fn stop_group_directly(st: &RunState, entry: &Entry, timeout: Duration) -> Resul
         return Ok("none".into());
     };
     let sig = crate::signals::parse(entry.stop_signal_name())?;
+    let tree = || {
+        let mut t = proc::descendants(&[pid], &[]);
+        if proc::is_ours_alive(pid, start, &st.boot_id) {
+            t.push((pid, 0));
+        }
+        for m in proc::group_members(pid, start) {
+            if !t.iter().any(|(p, _)| *p == m) {
+                t.push((m, 0));
+            }
+        }
+        t
+    };
     // The leader is verified and alive, so its group id is still its own.
+    let _ = leader.signal(sig);
     let _ = proc::kill_group(pid, sig);
     let _ = proc::kill_group(pid, Signal::SIGCONT);
-    let by = if leader.wait_exit(timeout) {
-        entry
-            .stop_signal_name()
-            .trim_start_matches("SIG")
-            .to_uppercase()
+    for (p, parent) in proc::descendants(&[pid], &[]) {
+        proc::signal_if_child_of(p, parent, sig);
+    }
+    let deadline = crate::fsutil::after(Instant::now(), timeout);
+    while Instant::now() < deadline && !tree().is_empty() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let by = if tree().is_empty() {
+        crate::signals::name(sig as i32)
     } else {
         "KILL".to_string()
     };
-    let _ = proc::kill_group(pid, Signal::SIGKILL);
+    let _ = leader.signal(Signal::SIGKILL);
+    for _ in 0..5 {
+        for (p, parent) in proc::descendants(&[pid], &[]) {
+            proc::signal_if_child_of(p, parent, Signal::SIGKILL);
+        }
+        proc::kill_leftover_group(pid, start, &st.boot_id);
+        if tree().is_empty() {
+            break;
+        }
+    }
     leader.wait_exit(Duration::from_secs(2));
     Ok(by)
 }
