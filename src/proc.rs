@@ -189,8 +189,9 @@ pub fn descendants(roots: &[i32], prune: &[i32]) -> Vec<(i32, i32)> {
     out
 }
 
-/// Sends `sig` to `pid` only if it is alive and still the child of `parent`
-/// (checked through a pidfd opened first, so a recycled pid is never hit).
+/// Sends `sig` to `pid` only if it is alive and still the child of `parent`,
+/// or has become ours (a subreaper inherits the orphans of its tree):
+/// checked through a pidfd opened first, so a recycled pid is never hit.
 pub fn signal_if_child_of(pid: i32, parent: i32, sig: Signal) -> bool {
     let Some(p) = rustix::process::Pid::from_raw(pid) else {
         return false;
@@ -198,7 +199,8 @@ pub fn signal_if_child_of(pid: i32, parent: i32, sig: Signal) -> bool {
     let Ok(fd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) else {
         return false;
     };
-    if !stat(pid).is_some_and(|s| s.ppid == parent && !s.is_dead()) {
+    let me = std::process::id() as i32;
+    if !stat(pid).is_some_and(|s| (s.ppid == parent || s.ppid == me) && !s.is_dead()) {
         return false;
     }
     let Some(s) = rustix::process::Signal::from_named_raw(sig as i32) else {

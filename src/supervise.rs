@@ -122,8 +122,6 @@ struct Stopping {
     deadline: Instant,
     signal: Signal,
     killed_at: Option<Instant>,
-    /// Processes already sent the stop signal: each gets it once.
-    signalled: Vec<i32>,
     /// The adopted command (not our child): its pid and start time, whose
     /// group and descendants are looked up by identity.
     adopted: Option<(i32, u64)>,
@@ -714,6 +712,14 @@ impl Supervisor {
             .as_ref()
             .filter(|c| c.pidfd.is_some())
             .map(|c| (c.pid, c.start));
+        // One stop signal to every process of the tree as it stands now,
+        // including those that left the group with setsid: walked before the
+        // group is signalled, while every parent still lives.
+        let hooks = self.hook_pids();
+        for (pid, parent) in self.command_tree(adopted, &hooks) {
+            proc::signal_if_child_of(pid, parent, sig);
+            proc::signal_if_child_of(pid, parent, Signal::SIGCONT);
+        }
         if let Some(run) = &self.child {
             // The leader is alive (or an unreaped zombie): its group id is still its own.
             let _ = proc::kill_group(run.pid, sig);
@@ -730,7 +736,6 @@ impl Supervisor {
             deadline: fsutil::after(now, timeout),
             signal: sig,
             killed_at: None,
-            signalled: self.child.iter().map(|c| c.pid).collect(),
             adopted,
             exit: None,
             reason,
@@ -749,21 +754,12 @@ impl Supervisor {
             self.finish_stop();
             return;
         }
-        let (sig, killed_at, deadline) = (stop.signal, stop.killed_at, stop.deadline);
+        let (killed_at, deadline) = (stop.killed_at, stop.deadline);
         match killed_at {
-            None if now < deadline => {
-                let fresh: Vec<(i32, i32)> = tree
-                    .into_iter()
-                    .filter(|(p, _)| !stop.signalled.contains(p))
-                    .collect();
-                for (pid, parent) in &fresh {
-                    proc::signal_if_child_of(*pid, *parent, sig);
-                    proc::signal_if_child_of(*pid, *parent, Signal::SIGCONT);
-                }
-                if let Some(stop) = &mut self.stopping {
-                    stop.signalled.extend(fresh.iter().map(|(p, _)| *p));
-                }
-            }
+            // Processes born after the stop signal (a handler's own helpers)
+            // are not signalled: like systemd, one signal to what ran then,
+            // and SIGKILL to everything at the deadline.
+            None if now < deadline => {}
             None => {
                 if let Some(stop) = &mut self.stopping {
                     stop.killed_at = Some(now);
