@@ -31,6 +31,11 @@ row "missing cwd" "$B" register x "sleep 1" --cwd /no/such/dir
 row "env pair without =" "$B" register x "sleep 1" --env NOEQUALS
 row "env key starting with a digit" "$B" register x "sleep 1" --env 1X=y
 row "zero log size" "$B" register x "sleep 1" --log-max-bytes 0
+row "stop timeout of 1e20 s" "$B" register x "sleep 1" --stop-timeout 1e20
+row "log_keep of 2^32-1" "$B" register x "sleep 1" --log-keep 4294967295
+row "stale-after of 1e20 min" "$B" register x "sleep 1" --stale-after 1e20
+row "stop --timeout of 1e20 s" "$B" stop ghost --timeout 1e20
+row "the healthcheck's own name" "$B" register healthcheck "sleep 1"
 row "run without a program" "$B" run x
 row "unknown name" "$B" start ghost
 row "unknown subcommand" "$B" frobnicate
@@ -52,7 +57,18 @@ echo '{"a": {"duration_min": 5}}' > .process-registry.json
 row "entry without a command" "$B" start a
 echo '{"a": {"command": "sleep 1", "max_restarts": -3}}' > .process-registry.json
 row "entry with a negative count" "$B" start a
+echo '{"a": {"command": "sleep 1", "stop_timeout_s": 1e20}, "b": {"command": "sleep 1"}}' > .process-registry.json
+row "hand-written stop timeout of 1e20 s" "$B" start a
+echo '{"a": {"command": "x"},' > .process-registry.json; echo ' "a": {"command": "y"}}' >> .process-registry.json
+row "a key twice" "$B" status
+printf '{"a": {"command": "\xff"}}' > .process-registry.json
+row "invalid UTF-8" "$B" status
 cp good.json .process-registry.json
+chmod 666 .process-registry.json
+row "registry writable by others" "$B" status
+chmod 600 .process-registry.json
+chown 65534 .process-registry.json 2>/dev/null && row "registry owned by another user" "$B" status
+chown 0 .process-registry.json 2>/dev/null
 echo 'garbage' > .process-guardian/run/typo.json
 row "corrupt state file" "$B" status typo
 row "workspace missing" "$B" --workspace /no/such/ws status

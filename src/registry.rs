@@ -401,7 +401,8 @@ impl Registry {
         let Some(v) = self.map.get(name) else {
             return Ok(None);
         };
-        let entry = Entry::deserialize(v).map_err(|e| invalid_entry(&self.path, name, &e))?;
+        let entry = Entry::deserialize(v)
+            .map_err(|e| invalid_entry(&self.path, name, &field_error(v).unwrap_or(e.to_string())))?;
         entry
             .validate()
             .map_err(|e| invalid_entry(&self.path, name, &e))?;
@@ -480,6 +481,24 @@ impl Registry {
         .map_err(|e| Error::io("write", &registry.path, e))?;
         Ok(out)
     }
+}
+
+/// Which known field of an entry does not deserialize, and its value: serde
+/// names the problem ("invalid number") but not the field.
+fn field_error(v: &Value) -> Option<String> {
+    let obj = v.as_object()?;
+    for key in KNOWN_FIELDS.iter().filter(|k| **k != "command") {
+        let Some(value) = obj.get(*key) else {
+            continue;
+        };
+        let mut probe = Map::new();
+        probe.insert("command".into(), Value::String("x".into()));
+        probe.insert((*key).to_string(), value.clone());
+        if let Err(e) = Entry::deserialize(&Value::Object(probe)) {
+            return Some(format!("{key} = {value}: {e}"));
+        }
+    }
+    None
 }
 
 /// Reads the registry file: never through a symlink, never one another user owns.
