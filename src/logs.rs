@@ -157,6 +157,9 @@ pub fn visible_line(line: &[u8], partial: bool) -> String {
     out
 }
 
+/// The most `logs -n` reads back to find its lines.
+const MAX_TAIL_READ: u64 = 16 * 1024 * 1024;
+
 /// The last `n` lines of a file (fewer if it has fewer).
 #[cfg(test)]
 fn tail(path: &Path, n: usize) -> io::Result<Vec<String>> {
@@ -175,9 +178,10 @@ fn tail_with_end(path: &Path, n: usize) -> io::Result<(Vec<String>, u64)> {
         f.read_to_end(&mut buf)?;
         let text = String::from_utf8_lossy(&buf);
         let mut lines: Vec<&str> = text.lines().collect();
-        // A partial first line is dropped unless we read from the start.
-        if start == 0 || lines.len() > n {
-            if start > 0 && !lines.is_empty() {
+        // A partial first line is dropped unless we read from the start;
+        // past 16 MiB of one line, what was read is what is shown.
+        if start == 0 || lines.len() > n || chunk >= MAX_TAIL_READ {
+            if start > 0 && lines.len() > 1 {
                 lines.remove(0);
             }
             let skip = lines.len().saturating_sub(n);

@@ -59,7 +59,8 @@ pub fn decide(rules: &Rules, ended: &Ended, quick_crashes_before: u32) -> Decisi
     }
     let backoff = 2f64.powi(k.saturating_sub(1).min(62) as i32);
     Decision::Restart {
-        delay: Duration::from_secs_f64(backoff.min(rules.restart_cooldown_s)),
+        delay: crate::fsutil::secs(backoff.min(rules.restart_cooldown_s))
+            .unwrap_or(Duration::from_secs(1)),
         quick_crashes: k,
     }
 }

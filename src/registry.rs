@@ -401,8 +401,9 @@ impl Registry {
         let Some(v) = self.map.get(name) else {
             return Ok(None);
         };
-        let entry = Entry::deserialize(v)
-            .map_err(|e| invalid_entry(&self.path, name, &field_error(v).unwrap_or(e.to_string())))?;
+        let entry = Entry::deserialize(v).map_err(|e| {
+            invalid_entry(&self.path, name, &field_error(v).unwrap_or(e.to_string()))
+        })?;
         entry
             .validate()
             .map_err(|e| invalid_entry(&self.path, name, &e))?;

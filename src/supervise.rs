@@ -608,7 +608,11 @@ impl Supervisor {
         self.next_start = Some(fsutil::after(Instant::now(), delay));
         self.state.phase = Phase::Backoff;
         self.state.next_start_at = Some(fsutil::rfc3339(
-            chrono::Utc::now() + chrono::Duration::milliseconds(delay.as_millis() as i64),
+            chrono::Utc::now()
+                + chrono::Duration::try_milliseconds(
+                    i64::try_from(delay.as_millis()).unwrap_or(i64::MAX),
+                )
+                .unwrap_or(chrono::Duration::zero()),
         ));
     }
 

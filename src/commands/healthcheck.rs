@@ -286,7 +286,7 @@ pub fn run(ws: &Workspace, as_json: bool) -> Result<i32> {
 
 /// Seconds since the log of `name` last grew.
 fn log_quiet_for_s(ws: &Workspace, name: &str) -> Option<f64> {
-    let modified = fs::metadata(ws.log_path(name))
+    let modified = fs::symlink_metadata(ws.log_path(name))
         .and_then(|m| m.modified())
         .ok()?;
     Some(
