@@ -3,7 +3,7 @@
 # and prints a Markdown table of what the user gets (docs/RELIABILITY.md).
 #   bench/bad-inputs.sh [BINARY]
 set -u
-B="${1:-$(cd "$(dirname "$0")/.." && pwd)/target/x86_64-unknown-linux-gnu/debug/process-guardian}"
+B="${1:-$(cd "$(dirname "$0")/.." && pwd)/target/debug/process-guardian}"
 ws="$(mktemp -d)"
 trap 'rm -rf "$ws"' EXIT
 cd "$ws" || exit 1

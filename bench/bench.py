@@ -650,7 +650,7 @@ def main():
     args = ap.parse_args()
     if args.quick:
         args.kills, args.runs = min(args.kills, 50), min(args.runs, 10)
-    binary = args.bin or os.path.join(ROOT, "target", "x86_64-unknown-linux-gnu", "release", "process-guardian")
+    binary = args.bin or os.path.join(ROOT, "target", "release", "process-guardian")
     if not os.access(binary, os.X_OK):
         sys.exit(f"bench: no binary at {binary}; build it: cargo build --release")
 

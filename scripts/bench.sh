@@ -6,5 +6,5 @@
 # It reports; it never fails because the machine is slow.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-cargo build --release --quiet
-exec python3 bench/bench.py "$@"
+bin="$(scripts/static-build.sh)"
+exec python3 bench/bench.py --bin "$bin" "$@"

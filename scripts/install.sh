@@ -66,13 +66,12 @@ if ! command -v crontab >/dev/null 2>&1; then
 fi
 
 echo "building and installing process-guardian to $(dirname "$bin") ..."
-# From the repository, so that its .cargo/config.toml (a static build) applies.
-cd "$repo"
-if [ -n "$prefix" ]; then
-    cargo install --quiet --locked --path "$repo" --root "$prefix"
-else
-    cargo install --quiet --locked --path "$repo"
-fi
+# The static build for this host (see scripts/static-build.sh), copied into
+# place through a temp file and a rename, so a running copy is never torn.
+built="$("$repo/scripts/static-build.sh")"
+mkdir -p "$(dirname "$bin")"
+install -m 0755 "$built" "$bin.new.$$"
+mv -f "$bin.new.$$" "$bin"
 
 registry="$workspace/.process-registry.json"
 if [ ! -e "$registry" ]; then

@@ -1,22 +1,7 @@
 //! process-guardian: keeps long-running background processes alive.
 
-mod alert;
-mod cli;
-mod cmdline;
-mod commands;
-mod error;
-mod fsutil;
-mod launch;
-mod logs;
-mod policy;
-mod proc;
-mod registry;
-mod signals;
-mod state;
-mod supervise;
-mod workspace;
-
 use clap::Parser;
+use process_guardian::{cli, commands, error, proc, supervise};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -59,7 +59,7 @@ fn the_seed_quick_start_works_verbatim_through_the_shim() {
     assert_eq!(shim(&env, &["start", "my-bot"]).status.code(), Some(3));
 }
 
-/// Builds a release binary with `cargo install`, so it runs in CI rather than
+/// Builds the static release binary, so it runs in CI rather than
 /// the default `cargo test`: `cargo test --test scripts -- --ignored`.
 #[test]
 #[ignore = "builds a release binary; run by .ci/run"]
@@ -119,7 +119,15 @@ fn install_sh_twice_installs_once() {
         "{}",
         stdout(&second)
     );
-    assert!(prefix.join("bin/process-guardian").exists());
+    assert!(
+        has_interpreter(&std::fs::read("/bin/sh").unwrap()),
+        "the check sees a dynamic binary"
+    );
+    let installed = std::fs::read(prefix.join("bin/process-guardian")).unwrap();
+    assert!(
+        !has_interpreter(&installed),
+        "the installed binary is static: no PT_INTERP (dynamic loader) in its program headers"
+    );
     assert!(env.registry_path().exists());
     let ws = env.ws.display().to_string();
     assert_eq!(
@@ -133,4 +141,16 @@ fn install_sh_twice_installs_once() {
         prefix.join("bin/process-guardian").exists(),
         "--uninstall keeps the binary"
     );
+}
+
+/// Whether a 64-bit little-endian ELF file names a dynamic loader (PT_INTERP).
+fn has_interpreter(elf: &[u8]) -> bool {
+    assert_eq!(&elf[..4], b"\x7fELF", "not an ELF file");
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(elf[0x20..0x28].try_into().unwrap()) as usize;
+    let (size, count) = (u16_at(0x36), u16_at(0x38));
+    (0..count).any(|i| {
+        let at = phoff + i * size;
+        u32::from_le_bytes(elf[at..at + 4].try_into().unwrap()) == 3
+    })
 }

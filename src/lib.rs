@@ -1,0 +1,22 @@
+//! process-guardian: keeps long-running background processes alive.
+//!
+//! The library behind the binary: the command line (`cli`, `commands`), the
+//! files of a workspace (`workspace`, `registry`, `state`, `logs`, `alert`),
+//! the processes (`proc`, `launch`, `supervise`) and the pure decisions
+//! (`policy`). Integration tests use it to read `/proc` the way the binary does.
+
+pub mod alert;
+pub mod cli;
+pub mod cmdline;
+pub mod commands;
+pub mod error;
+pub mod fsutil;
+pub mod launch;
+pub mod logs;
+pub mod policy;
+pub mod proc;
+pub mod registry;
+pub mod signals;
+pub mod state;
+pub mod supervise;
+pub mod workspace;
