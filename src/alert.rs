@@ -12,7 +12,6 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
@@ -130,7 +129,7 @@ fn cooldown() -> Duration {
 /// Records the alert everywhere it goes and starts the hook, if any; the
 /// caller owns the hook's process (see `wait_hook`). Failures are written to
 /// the process's log, never returned: an alert must not stop a restart.
-pub fn raise(ws: &Workspace, alert: &Alert, alert_command: Option<&str>) -> Option<Child> {
+pub fn raise(ws: &Workspace, alert: &Alert, alert_command: Option<&str>) -> Option<i32> {
     let json = serde_json::to_string(alert).unwrap_or_default();
     let mut problems = Vec::new();
     if let Err(e) = append_history(ws, &json) {
@@ -265,9 +264,10 @@ fn write_flag(alert: &Alert) -> io::Result<()> {
 /// Starts the hook in its own process group, the alert JSON on its stdin
 /// from an in-memory file: nothing the hook does or fails to do (not
 /// reading, never exiting) can block the caller; its limit is the caller's.
-fn start_hook(ws: &Workspace, alert: &Alert, cmd: &str, json: &str) -> io::Result<Child> {
+/// Returns its pid; the caller reaps it.
+fn start_hook(ws: &Workspace, alert: &Alert, cmd: &str, json: &str) -> io::Result<i32> {
     use std::io::Seek;
-    use std::os::unix::process::CommandExt;
+    use std::os::fd::AsFd;
     let out = logs::open_append(&ws.log_path(&alert.name))?;
     let mut input = File::from(
         rustix::fs::memfd_create("process-guardian-alert", rustix::fs::MemfdFlags::CLOEXEC)
@@ -276,36 +276,41 @@ fn start_hook(ws: &Workspace, alert: &Alert, cmd: &str, json: &str) -> io::Resul
     input.write_all(json.as_bytes())?;
     input.write_all(b"\n")?;
     input.rewind()?;
-    let mut hook = Command::new("/bin/sh");
-    crate::proc::unblock_signals_in_child(&mut hook);
-    hook.arg("-c")
-        .arg(cmd)
-        .env("PG_ALERT_NAME", &alert.name)
-        .env("PG_ALERT_KIND", alert.kind.as_str())
-        .env("PG_ALERT_MESSAGE", &alert.message)
-        .stdin(Stdio::from(input))
-        .stdout(out.try_clone()?)
-        .stderr(out)
-        .process_group(0)
-        .spawn()
+    let mut env: Vec<(String, String)> = std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .filter(|(k, _)| !k.starts_with("PG_ALERT_"))
+        .collect();
+    env.push(("PG_ALERT_NAME".into(), alert.name.clone()));
+    env.push(("PG_ALERT_KIND".into(), alert.kind.as_str().into()));
+    env.push(("PG_ALERT_MESSAGE".into(), alert.message.clone()));
+    let argv = ["/bin/sh".to_string(), "-c".to_string(), cmd.to_string()];
+    crate::launch::Spawner::new(&argv, &env, ws.root())
+        .and_then(|s| s.spawn(Some(input.as_fd()), out.as_fd()))
+        .map_err(|e| io::Error::other(e.to_string()))
 }
 
 /// Waits for a hook up to its limit, killing its process group past it, and
 /// logs a failure into the process's log.
-pub fn wait_hook(ws: &Workspace, name: &str, mut child: Child) {
+pub fn wait_hook(ws: &Workspace, name: &str, pid: i32) {
     let deadline = Instant::now() + HOOK_TIMEOUT;
     let outcome = loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => return,
-            Ok(Some(status)) => break format!("alert hook failed: {status}"),
-            Ok(None) if Instant::now() >= deadline => {
-                let _ =
-                    crate::proc::kill_group(child.id() as i32, nix::sys::signal::Signal::SIGKILL);
-                let _ = child.wait();
+        match crate::proc::reap(Some(pid)) {
+            Some(r) if r.code == Some(0) => return,
+            Some(r) => break format!("alert hook failed ({})", r.describe()),
+            None if Instant::now() >= deadline => {
+                let _ = crate::proc::kill_group(pid, crate::proc::Signal::KILL);
+                let wait_end = Instant::now() + Duration::from_secs(1);
+                while crate::proc::reap(Some(pid)).is_none() && Instant::now() < wait_end {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 break format!("alert hook killed after {} s", HOOK_TIMEOUT.as_secs());
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => break format!("alert hook: {e}"),
+            None => std::thread::sleep(Duration::from_millis(10)),
         }
     };
     if let Ok(mut log) = logs::open_append(&ws.log_path(name)) {
@@ -315,8 +320,8 @@ pub fn wait_hook(ws: &Workspace, name: &str, mut child: Child) {
 
 /// Raises an alert from a command-line process and waits for its hook.
 pub fn raise_and_wait(ws: &Workspace, alert: &Alert, alert_command: Option<&str>) {
-    if let Some(child) = raise(ws, alert, alert_command) {
-        wait_hook(ws, &alert.name, child);
+    if let Some(pid) = raise(ws, alert, alert_command) {
+        wait_hook(ws, &alert.name, pid);
     }
 }
 

@@ -5,15 +5,21 @@
 //! pid is never reported as ours and never signalled. A zombie counts as dead.
 //! Signals to a single process go through a pidfd opened *before* the
 //! identity check, so the check and the kill cannot race.
+//!
+//! This is the system-call layer of the program, with `launch.rs`: system
+//! calls go through rustix where it has them, through libc where it does
+//! not (signalfd, byte-range OFD locks, malloc_trim), and nowhere else.
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
+use rustix::process::{Pid, PidfdFlags, WaitOptions};
+
+pub use crate::signals::Signal;
 
 /// Test-only: pretend the machine booted again by overriding the boot id.
 pub const BOOT_ID_ENV: &str = "PROCESS_GUARDIAN_BOOT_ID";
@@ -37,6 +43,7 @@ pub struct Stat {
     pub state: u8,
     pub ppid: i32,
     pub pgrp: i32,
+    pub session: i32,
     pub start_time: u64,
 }
 
@@ -72,12 +79,14 @@ fn parse_stat(buf: &[u8]) -> Option<Stat> {
     let state = fields.next()?.bytes().next()?;
     let ppid = fields.next()?.parse().ok()?;
     let pgrp = fields.next()?.parse().ok()?;
+    let session = fields.next()?.parse().ok()?;
     // Field 22 (starttime): the fields after the name start at 3.
-    let start_time = fields.nth(22 - 6)?.parse().ok()?;
+    let start_time = fields.nth(22 - 7)?.parse().ok()?;
     Some(Stat {
         state,
         ppid,
         pgrp,
+        session,
         start_time,
     })
 }
@@ -96,8 +105,7 @@ impl PidFd {
     /// Opens a pidfd for `pid` and keeps it only if the process is the one
     /// identified by `start_time` and `boot`, and alive.
     pub fn open_verified(pid: i32, start_time: u64, boot: &str) -> Option<PidFd> {
-        let p = rustix::process::Pid::from_raw(pid)?;
-        let fd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()?;
+        let fd = pidfd(pid)?;
         // Checked after opening: from here on the fd names this very process.
         if is_ours_alive(pid, start_time, boot) {
             Some(PidFd { fd })
@@ -107,9 +115,7 @@ impl PidFd {
     }
 
     pub fn signal(&self, sig: Signal) -> io::Result<()> {
-        let s = rustix::process::Signal::from_named_raw(sig as i32)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-        match rustix::process::pidfd_send_signal(&self.fd, s) {
+        match rustix::process::pidfd_send_signal(&self.fd, sig) {
             Ok(()) => Ok(()),
             Err(e) if e == rustix::io::Errno::SRCH => Ok(()),
             Err(e) => Err(e.into()),
@@ -118,35 +124,27 @@ impl PidFd {
 
     /// Waits until the process has exited (a zombie counts) or `timeout` passes.
     pub fn wait_exit(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::fsutil::after(Instant::now(), timeout);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let ms = left.as_millis().min(i32::MAX as u128) as i32;
-            let mut fds = [libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            }];
-            // SAFETY: `fds` is a valid array of one pollfd that outlives the call.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) };
-            if r > 0 {
+            if poll_readable([Some(self.fd.as_fd()), None], left)[0] {
                 return true;
             }
-            if r == 0 || Instant::now() >= deadline {
+            if Instant::now() >= deadline {
                 return false;
             }
         }
     }
-
-    pub fn as_raw_fd(&self) -> i32 {
-        self.fd.as_raw_fd()
-    }
 }
 
 impl AsFd for PidFd {
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
+}
+
+fn pidfd(pid: i32) -> Option<OwnedFd> {
+    rustix::process::pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok()
 }
 
 /// The children of `pid`, from every thread's `children` list.
@@ -193,20 +191,14 @@ pub fn descendants(roots: &[i32], prune: &[i32]) -> Vec<(i32, i32)> {
 /// or has become ours (a subreaper inherits the orphans of its tree):
 /// checked through a pidfd opened first, so a recycled pid is never hit.
 pub fn signal_if_child_of(pid: i32, parent: i32, sig: Signal) -> bool {
-    let Some(p) = rustix::process::Pid::from_raw(pid) else {
+    let Some(fd) = pidfd(pid) else {
         return false;
     };
-    let Ok(fd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) else {
-        return false;
-    };
-    let me = std::process::id() as i32;
+    let me = rustix::process::getpid().as_raw_nonzero().get();
     if !stat(pid).is_some_and(|s| (s.ppid == parent || s.ppid == me) && !s.is_dead()) {
         return false;
     }
-    let Some(s) = rustix::process::Signal::from_named_raw(sig as i32) else {
-        return false;
-    };
-    rustix::process::pidfd_send_signal(&fd, s).is_ok()
+    rustix::process::pidfd_send_signal(&fd, sig).is_ok()
 }
 
 /// Live members of process group `pgid` that started no earlier than
@@ -243,15 +235,11 @@ pub fn kill_leftover_group(pgid: i32, leader_start: u64, boot: &str) -> usize {
             break;
         }
         for pid in members {
-            let Some(p) = rustix::process::Pid::from_raw(pid) else {
-                continue;
-            };
-            let Ok(fd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
-            else {
+            let Some(fd) = pidfd(pid) else {
                 continue;
             };
             if stat(pid).is_some_and(|s| s.pgrp == pgid && s.start_time >= leader_start)
-                && rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL).is_ok()
+                && rustix::process::pidfd_send_signal(&fd, Signal::KILL).is_ok()
             {
                 killed += 1;
             }
@@ -263,79 +251,115 @@ pub fn kill_leftover_group(pgid: i32, leader_start: u64, boot: &str) -> usize {
 
 /// Sends `sig` to the process group `pgid`; a group already gone is not an error.
 pub fn kill_group(pgid: i32, sig: Signal) -> io::Result<bool> {
-    if pgid <= 1 {
+    let Some(p) = Pid::from_raw(pgid).filter(|_| pgid > 1) else {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    }
-    match nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), sig) {
+    };
+    match rustix::process::kill_process_group(p, sig) {
         Ok(()) => Ok(true),
-        Err(nix::errno::Errno::ESRCH) => Ok(false),
+        Err(rustix::io::Errno::SRCH) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
 
-/// Makes a command start with no signal blocked. The supervisor blocks the
-/// signals it reads through its signalfd, and a blocked mask survives exec:
-/// without this, the command could never be stopped with SIGTERM.
-pub fn unblock_signals_in_child(cmd: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs between fork and exec and calls only
-    // sigemptyset and sigprocmask, both async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
+/// The signals a process blocks and reads instead through a file
+/// descriptor: the supervisor's way to wait for SIGCHLD and stop requests
+/// in the same `poll` as everything else, with no handler at all.
+pub struct SignalFd {
+    fd: OwnedFd,
+}
+
+impl SignalFd {
+    /// Blocks `signals` in the calling thread and opens a non-blocking,
+    /// close-on-exec signalfd for them. (A blocked mask survives exec: the
+    /// command is spawned with an empty one.)
+    pub fn new(signals: &[Signal]) -> io::Result<SignalFd> {
+        // SAFETY: the sigset is initialised by sigemptyset before any use;
+        // sigprocmask and signalfd only read it; a descriptor signalfd
+        // returns is new and owned by nobody else, so OwnedFd may take it.
+        unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
-            if libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
+            for s in signals {
+                libc::sigaddset(&mut set, s.as_raw());
+            }
+            if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
                 return Err(io::Error::last_os_error());
             }
-            Ok(())
-        });
+            let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(SignalFd {
+                fd: OwnedFd::from_raw_fd(fd),
+            })
+        }
+    }
+
+    /// The next pending signal's number, if any.
+    pub fn read(&self) -> Option<i32> {
+        // One `struct signalfd_siginfo` (128 bytes); its first field is the signal number.
+        let mut buf = [0u8; 128];
+        match rustix::io::read(&self.fd, &mut buf) {
+            Ok(128) => Some(i32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]])),
+            _ => None,
+        }
+    }
+}
+
+impl AsFd for SignalFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 
 /// Takes ownership of a descriptor inherited across exec (the ready pipe),
 /// marking it close-on-exec so it does not leak into the command.
 pub fn take_inherited_fd(fd: i32) -> Option<File> {
-    use std::os::fd::FromRawFd;
     if fd <= 2 {
         return None;
     }
-    // SAFETY: fcntl on a descriptor number only inspects or flags it; a
-    // closed one fails with EBADF, and then we do not take it.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
-        return None;
+    // SAFETY: fcntl(F_SETFD) on a descriptor number only flags it, and fails
+    // with EBADF on a closed one, in which case nothing takes it; an open one
+    // was passed to this process alone by the one that exec'd it.
+    unsafe {
+        if libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) == -1 {
+            return None;
+        }
+        Some(File::from_raw_fd(fd))
     }
-    // SAFETY: the descriptor is open (fcntl succeeded) and the process that
-    // passed it gave it to us alone.
-    Some(unsafe { File::from_raw_fd(fd) })
 }
 
 /// Points stdout and stderr at `log` (so a panic lands there) and stdin at /dev/null.
 pub fn redirect_stdio(log: &File) {
-    // SAFETY: dup2 onto the standard descriptors, from descriptors that stay open for the call.
-    unsafe {
-        libc::dup2(log.as_raw_fd(), 1);
-        libc::dup2(log.as_raw_fd(), 2);
-        if let Ok(null) = File::open("/dev/null") {
-            libc::dup2(null.as_raw_fd(), 0);
-        }
+    let _ = rustix::stdio::dup2_stdout(log);
+    let _ = rustix::stdio::dup2_stderr(log);
+    if let Ok(null) = File::open("/dev/null") {
+        let _ = rustix::stdio::dup2_stdin(&null);
     }
 }
 
-/// Waits until one of up to two descriptors is readable, or `timeout`;
-/// says which are. `None` slots are not watched.
-pub fn poll_readable(fds: [Option<i32>; 2], timeout: Duration) -> [bool; 2] {
-    let mut set = fds.map(|fd| libc::pollfd {
-        fd: fd.unwrap_or(-1),
-        events: libc::POLLIN,
-        revents: 0,
+/// Waits until one of up to two descriptors is readable (or hung up), or
+/// `timeout`; says which are. `None` slots are not watched.
+pub fn poll_readable(fds: [Option<BorrowedFd<'_>>; 2], timeout: Duration) -> [bool; 2] {
+    use rustix::event::{PollFd, PollFlags};
+    let mut set: Vec<(usize, PollFd<'_>)> = fds
+        .iter()
+        .enumerate()
+        .filter_map(|(i, fd)| fd.as_ref().map(|fd| (i, PollFd::new(fd, PollFlags::IN))))
+        .collect();
+    let ts = rustix::event::Timespec::try_from(timeout).unwrap_or(rustix::event::Timespec {
+        tv_sec: i64::MAX,
+        tv_nsec: 0,
     });
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-    // SAFETY: `set` is a valid array of two pollfds for the call (poll ignores a negative fd).
-    let r = unsafe { libc::poll(set.as_mut_ptr(), 2, ms) };
-    if r <= 0 {
-        return [false, false];
+    let mut polled: Vec<PollFd<'_>> = set.iter().map(|(_, p)| p.clone()).collect();
+    let mut out = [false, false];
+    if rustix::event::poll(&mut polled, Some(&ts)).unwrap_or(0) == 0 {
+        return out;
     }
-    set.map(|p| p.revents != 0)
+    for ((i, _), p) in set.iter_mut().zip(&polled) {
+        out[*i] = !p.revents().is_empty();
+    }
+    out
 }
 
 /// A child that exited, as `waitpid` reported it.
@@ -347,28 +371,22 @@ pub struct Reaped {
 
 impl Reaped {
     pub fn describe(&self) -> String {
-        match (self.code, self.signal) {
-            (_, Some(sig)) => format!("signal {}", crate::signals::name(sig)),
-            (Some(code), None) => format!("code {code}"),
-            (None, None) => "unknown status".into(),
-        }
+        crate::state::describe_exit(self.code, self.signal.map(crate::signals::name).as_deref())
     }
 }
 
-/// Collects one exited child, any of them, without waiting.
-pub fn reap_any() -> Option<Reaped> {
-    let mut status = 0;
-    // SAFETY: waitpid with a valid out-pointer; WNOHANG never blocks.
-    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-    if pid <= 0 {
-        return None;
-    }
-    let (code, signal) = if libc::WIFSIGNALED(status) {
-        (None, Some(libc::WTERMSIG(status)))
-    } else {
-        (Some(libc::WEXITSTATUS(status)), None)
+/// Collects one exited child of `which` (any child when `None`), without waiting.
+pub fn reap(which: Option<i32>) -> Option<Reaped> {
+    let opts = WaitOptions::NOHANG;
+    let (pid, status) = match which {
+        None => rustix::process::wait(opts).ok()??,
+        Some(p) => rustix::process::waitpid(Some(Pid::from_raw(p)?), opts).ok()??,
     };
-    Some(Reaped { pid, code, signal })
+    Some(Reaped {
+        pid: pid.as_raw_nonzero().get(),
+        code: status.exit_status(),
+        signal: status.terminating_signal(),
+    })
 }
 
 /// Restores the default action of SIGPIPE (the Rust runtime ignores it).
@@ -390,18 +408,22 @@ pub fn release_free_heap() {
 /// Makes the calling process a child subreaper: orphans of its descendants
 /// become its children, so it reaps them at once.
 pub fn become_subreaper() -> io::Result<()> {
-    nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid())).map_err(io::Error::from)
 }
 
-fn write_lock_query(fd: i32, cmd: i32, slot: i64) -> io::Result<libc::flock> {
-    // SAFETY: an all-zero flock is a valid value of the plain C struct.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = libc::F_WRLCK as i16;
-    fl.l_whence = libc::SEEK_SET as i16;
-    fl.l_start = slot;
-    fl.l_len = 1;
-    // SAFETY: fd is an open descriptor and `fl` a valid flock for the call.
-    let r = unsafe { libc::fcntl(fd, cmd, &mut fl) };
+/// A write lock on byte `slot` of `file`, set (`F_OFD_SETLK`) or asked
+/// about (`F_OFD_GETLK`). rustix locks whole files only, hence libc.
+fn write_lock_query(file: &File, cmd: i32, slot: i64) -> io::Result<libc::flock> {
+    // SAFETY: an all-zero flock is a valid value of the plain C struct, and
+    // the descriptor is open for the call (borrowed from `file`).
+    let (r, fl) = unsafe {
+        let mut fl: libc::flock = std::mem::zeroed();
+        fl.l_type = libc::F_WRLCK as i16;
+        fl.l_whence = libc::SEEK_SET as i16;
+        fl.l_start = slot;
+        fl.l_len = 1;
+        (libc::fcntl(file.as_raw_fd(), cmd, &mut fl), fl)
+    };
     if r == -1 {
         Err(io::Error::last_os_error())
     } else {
@@ -423,7 +445,7 @@ pub fn try_hold_lock(path: &Path, slot: i64) -> io::Result<Option<File>> {
             .create(true)
             .truncate(false),
     )?;
-    match write_lock_query(file.as_raw_fd(), libc::F_OFD_SETLK, slot) {
+    match write_lock_query(&file, libc::F_OFD_SETLK, slot) {
         Ok(_) => Ok(Some(file)),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => Ok(None),
         Err(e) => Err(e),
@@ -433,7 +455,7 @@ pub fn try_hold_lock(path: &Path, slot: i64) -> io::Result<Option<File>> {
 /// Whether some process holds byte `slot` of the lock file; asks without
 /// taking it, so a probe never makes a starting supervisor believe it has a rival.
 pub fn lock_is_held_on(file: &File, slot: i64) -> bool {
-    write_lock_query(file.as_raw_fd(), libc::F_OFD_GETLK, slot)
+    write_lock_query(file, libc::F_OFD_GETLK, slot)
         .is_ok_and(|fl| fl.l_type != libc::F_UNLCK as i16)
 }
 
@@ -443,11 +465,12 @@ mod tests {
 
     #[test]
     fn parses_stat_with_awkward_names() {
-        let line = b"1234 (a) b (c)) S 1 1235 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 100 18446744073709551615";
+        let line = b"1234 (a) b (c)) S 1 1235 1236 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 100 18446744073709551615";
         let s = parse_stat(line).unwrap();
         assert_eq!(s.state, b'S');
         assert_eq!(s.ppid, 1);
         assert_eq!(s.pgrp, 1235);
+        assert_eq!(s.session, 1236);
         assert_eq!(s.start_time, 987654);
     }
 

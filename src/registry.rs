@@ -17,11 +17,11 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Durability};
+use crate::signals::StopSignal;
 use crate::workspace::Workspace;
 
 pub const DEFAULT_MAX_RESTARTS: u32 = 5;
 pub const DEFAULT_RESTART_COOLDOWN: f64 = 30.0;
-pub const DEFAULT_STOP_SIGNAL: &str = "TERM";
 pub const DEFAULT_STOP_TIMEOUT_S: f64 = 10.0;
 pub const DEFAULT_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
 pub const DEFAULT_LOG_KEEP: u32 = 3;
@@ -72,7 +72,7 @@ pub struct Entry {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_signal: Option<String>,
+    pub stop_signal: Option<StopSignal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_timeout_s: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -85,22 +85,44 @@ pub struct Entry {
     pub stale_after_min: Option<f64>,
 }
 
-/// Every field `Entry` knows; anything else in an entry is kept as it is.
-const KNOWN_FIELDS: &[&str] = &[
-    "command",
-    "duration_min",
-    "auto_restart",
-    "max_restarts",
-    "restart_cooldown",
-    "cwd",
-    "env",
-    "stop_signal",
-    "stop_timeout_s",
-    "alert_command",
-    "log_max_bytes",
-    "log_keep",
-    "stale_after_min",
-];
+/// Every field `Entry` knows, as serde's derive lists them; anything else
+/// in an entry is kept as it is. Taken from the derive itself, so a new
+/// field is known here the moment it is added to `Entry`.
+fn known_fields() -> &'static [&'static str] {
+    static FIELDS: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    FIELDS.get_or_init(|| {
+        let mut found: &'static [&'static str] = &[];
+        let _ = Entry::deserialize(FieldNames(&mut found));
+        found
+    })
+}
+
+/// A deserializer that only records the field names a struct asks for.
+struct FieldNames<'a>(&'a mut &'static [&'static str]);
+
+impl<'de> serde::Deserializer<'de> for FieldNames<'_> {
+    type Error = serde::de::value::Error;
+    fn deserialize_any<V: serde::de::Visitor<'de>>(
+        self,
+        _: V,
+    ) -> std::result::Result<V::Value, Self::Error> {
+        Err(serde::de::Error::custom("only field names are read"))
+    }
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        _: V,
+    ) -> std::result::Result<V::Value, Self::Error> {
+        *self.0 = fields;
+        Err(serde::de::Error::custom("only field names are read"))
+    }
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
 
 /// Writes 480.0 as 480, so that a seed registry keeps its look on rewrite.
 fn whole_if_integral<S: serde::Serializer>(v: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -112,26 +134,16 @@ fn whole_if_integral<S: serde::Serializer>(v: &f64, s: S) -> std::result::Result
 }
 
 impl Entry {
+    /// An entry with every default, as a registry line `{"command": …}` reads.
     pub fn new(command: String) -> Entry {
-        Entry {
-            command,
-            duration_min: 0.0,
-            auto_restart: true,
-            max_restarts: DEFAULT_MAX_RESTARTS,
-            restart_cooldown: DEFAULT_RESTART_COOLDOWN,
-            cwd: None,
-            env: BTreeMap::new(),
-            stop_signal: None,
-            stop_timeout_s: None,
-            alert_command: None,
-            log_max_bytes: None,
-            log_keep: None,
-            stale_after_min: None,
-        }
+        let mut e: Entry = serde_json::from_value(serde_json::json!({ "command": "" }))
+            .unwrap_or_else(|_| unreachable!("an entry with only a command always deserializes"));
+        e.command = command;
+        e
     }
 
-    pub fn stop_signal_name(&self) -> &str {
-        self.stop_signal.as_deref().unwrap_or(DEFAULT_STOP_SIGNAL)
+    pub fn stop_signal(&self) -> StopSignal {
+        self.stop_signal.unwrap_or_default()
     }
     pub fn stop_timeout(&self) -> Duration {
         self.stop_timeout_s
@@ -205,9 +217,6 @@ impl Entry {
                     "stale_after_min (--stale-after) must be more than 0 minutes".into(),
                 ));
             }
-        }
-        if let Some(sig) = &self.stop_signal {
-            crate::signals::parse(sig)?;
         }
         if let Some(cwd) = &self.cwd {
             no_nul("cwd", cwd)?;
@@ -427,7 +436,7 @@ impl Registry {
         };
         match self.map.get_mut(name) {
             Some(Value::Object(old)) => {
-                for key in KNOWN_FIELDS {
+                for key in known_fields() {
                     if !new.contains_key(*key) {
                         old.shift_remove(*key);
                     }
@@ -488,7 +497,7 @@ impl Registry {
 /// names the problem ("invalid number") but not the field.
 fn field_error(v: &Value) -> Option<String> {
     let obj = v.as_object()?;
-    for key in KNOWN_FIELDS.iter().filter(|k| **k != "command") {
+    for key in known_fields().iter().filter(|k| **k != "command") {
         let Some(value) = obj.get(*key) else {
             continue;
         };
@@ -699,7 +708,7 @@ mod tests {
         assert_eq!(e.duration_min, 480.0);
         assert_eq!(e.max_restarts, 5);
         assert_eq!(e.restart_cooldown, 30.0);
-        assert_eq!(e.stop_signal_name(), "TERM");
+        assert_eq!(e.stop_signal().to_string(), "TERM");
         assert_eq!(e.stop_timeout(), Duration::from_secs(10));
         assert_eq!(e.log_keep(), 3);
         let minimal = Registry::parse("r.json".into(), r#"{"x":{"command":"sleep 1"}}"#).unwrap();
@@ -810,12 +819,13 @@ mod tests {
         let mut e = ok.clone();
         e.restart_cooldown = f64::NAN;
         assert!(e.validate().is_err());
-        let mut e = ok.clone();
-        e.stop_signal = Some("NOPE".into());
-        assert!(e.validate().is_err());
-        let mut e = ok.clone();
-        e.stop_signal = Some("SIGINT".into());
-        assert!(e.validate().is_ok());
+        let reg = Registry::parse(
+            "r".into(),
+            r#"{"a": {"command": "x", "stop_signal": "NOPE"}, "b": {"command": "x", "stop_signal": "SIGINT"}}"#,
+        )
+        .unwrap();
+        assert!(reg.get("a").unwrap_err().to_string().contains("NOPE"));
+        assert_eq!(reg.require("b").unwrap().stop_signal().to_string(), "INT");
         // A missing cwd is the start's problem (start-failed), not the entry's.
         let mut e = ok.clone();
         e.cwd = Some("/definitely/not/here".into());
@@ -823,6 +833,29 @@ mod tests {
         assert!(parse_env_pair("A=b=c").unwrap() == ("A".into(), "b=c".into()));
         assert!(parse_env_pair("novalue").is_err());
         assert!(parse_env_pair("1A=x").is_err());
+    }
+
+    #[test]
+    fn the_known_fields_are_exactly_those_of_entry() {
+        // Every field set, so none is skipped when serialized.
+        let mut e = Entry::new("x".into());
+        e.cwd = Some("/".into());
+        e.env.insert("K".into(), "v".into());
+        e.stop_signal = Some(StopSignal::default());
+        e.stop_timeout_s = Some(1.0);
+        e.alert_command = Some("true".into());
+        e.log_max_bytes = Some(4096);
+        e.log_keep = Some(1);
+        e.stale_after_min = Some(1.0);
+        let Value::Object(map) = serde_json::to_value(&e).unwrap() else {
+            panic!("an entry serializes as an object")
+        };
+        let mut written: Vec<&str> = map.keys().map(String::as_str).collect();
+        let mut known = known_fields().to_vec();
+        written.sort_unstable();
+        known.sort_unstable();
+        assert_eq!(written, known);
+        assert!(known.contains(&"stop_signal") && known.len() >= 13);
     }
 
     #[test]

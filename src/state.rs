@@ -76,11 +76,17 @@ pub struct ExitRecord {
 
 impl ExitRecord {
     pub fn describe(&self) -> String {
-        match (&self.signal, self.code) {
-            (Some(sig), _) => format!("signal {sig}"),
-            (None, Some(code)) => format!("code {code}"),
-            (None, None) => "unknown status".to_string(),
-        }
+        describe_exit(self.code, self.signal.as_deref())
+    }
+}
+
+/// How a process ended, in words: `signal KILL`, `code 1`: the one place
+/// that says it, for records, reaped children and alerts.
+pub fn describe_exit(code: Option<i32>, signal: Option<&str>) -> String {
+    match (signal, code) {
+        (Some(sig), _) => format!("signal {sig}"),
+        (None, Some(code)) => format!("code {code}"),
+        (None, None) => "unknown status".to_string(),
     }
 }
 

@@ -307,9 +307,9 @@ fn kill_verified(pid: Option<i32>, start: Option<u64>, boot: &str, group: bool) 
         return;
     };
     if group {
-        let _ = proc::kill_group(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = proc::kill_group(pid, proc::Signal::KILL);
     }
-    let _ = fd.signal(nix::sys::signal::Signal::SIGKILL);
+    let _ = fd.signal(proc::Signal::KILL);
     fd.wait_exit(std::time::Duration::from_secs(2));
 }
 

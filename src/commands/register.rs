@@ -34,7 +34,11 @@ fn build_entry(command: String, duration_min: Option<f64>, opts: &EntryOpts) -> 
         let (k, v) = parse_env_pair(pair)?;
         e.env.insert(k, v);
     }
-    e.stop_signal = opts.stop_signal.clone();
+    e.stop_signal = opts
+        .stop_signal
+        .as_deref()
+        .map(|s| crate::signals::parse(s).map(crate::signals::StopSignal))
+        .transpose()?;
     e.stop_timeout_s = opts.stop_timeout;
     e.alert_command = opts.alert_command.clone();
     e.stale_after_min = opts.stale_after;

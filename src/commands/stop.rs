@@ -3,11 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
-
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Durability};
-use crate::proc::{self, PidFd};
+use crate::proc::{self, PidFd, Signal};
 use crate::registry::{Entry, Registry};
 use crate::state::{self, Desired, Phase, RunState};
 use crate::workspace::Workspace;
@@ -106,15 +104,15 @@ fn stop_through_supervisor(
         Durability::Renamed,
     )
     .map_err(|e| Error::io("write", &request, e))?;
-    sup.signal(Signal::SIGTERM)
+    sup.signal(Signal::TERM)
         .map_err(|e| Error::io("signal the supervisor of", ws.run_file(name, ".json"), e))?;
     // A supervisor frozen by SIGSTOP would never act on it.
-    let _ = sup.signal(Signal::SIGCONT);
+    let _ = sup.signal(Signal::CONT);
     if sup.wait_exit(timeout.saturating_add(SUPERVISOR_GRACE)) {
         return Ok(true);
     }
     // It did not answer: take it down and finish the job here.
-    let _ = sup.signal(Signal::SIGKILL);
+    let _ = sup.signal(Signal::KILL);
     sup.wait_exit(Duration::from_secs(1));
     Ok(false)
 }
@@ -129,7 +127,7 @@ fn stop_group_directly(st: &RunState, entry: &Entry, timeout: Duration) -> Resul
     let Some(leader) = PidFd::open_verified(pid, start, &st.boot_id) else {
         return Ok("none".into());
     };
-    let sig = crate::signals::parse(entry.stop_signal_name())?;
+    let sig = entry.stop_signal().0;
     let tree = || {
         let mut t = proc::descendants(&[pid], &[]);
         if proc::is_ours_alive(pid, start, &st.boot_id) {
@@ -145,7 +143,7 @@ fn stop_group_directly(st: &RunState, entry: &Entry, timeout: Duration) -> Resul
     // The leader is verified and alive, so its group id is still its own.
     let _ = leader.signal(sig);
     let _ = proc::kill_group(pid, sig);
-    let _ = proc::kill_group(pid, Signal::SIGCONT);
+    let _ = proc::kill_group(pid, Signal::CONT);
     for (p, parent) in proc::descendants(&[pid], &[]) {
         proc::signal_if_child_of(p, parent, sig);
     }
@@ -154,14 +152,14 @@ fn stop_group_directly(st: &RunState, entry: &Entry, timeout: Duration) -> Resul
         std::thread::sleep(Duration::from_millis(20));
     }
     let by = if tree().is_empty() {
-        crate::signals::name(sig as i32)
+        crate::signals::name(sig.as_raw())
     } else {
         "KILL".to_string()
     };
-    let _ = leader.signal(Signal::SIGKILL);
+    let _ = leader.signal(Signal::KILL);
     for _ in 0..5 {
         for (p, parent) in proc::descendants(&[pid], &[]) {
-            proc::signal_if_child_of(p, parent, Signal::SIGKILL);
+            proc::signal_if_child_of(p, parent, Signal::KILL);
         }
         proc::kill_leftover_group(pid, start, &st.boot_id);
         if tree().is_empty() {
@@ -176,9 +174,9 @@ fn report(name: &str, pid: Option<i32>, by: Option<&str>, entry: &Entry, began: 
     let took = began.elapsed().as_secs_f64();
     let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
     match by {
-        Some("KILL") if !entry.stop_signal_name().eq_ignore_ascii_case("KILL") => println!(
+        Some("KILL") if entry.stop_signal().0 != Signal::KILL => println!(
             "stopped {name}{who}: it ignored {} for {took:.1} s, so it was killed with SIGKILL",
-            entry.stop_signal_name().trim_start_matches("SIG")
+            entry.stop_signal()
         ),
         Some(sig) => println!("stopped {name}{who}: ended by SIG{sig} after {took:.1} s"),
         None => println!("stopped {name}{who}"),

@@ -1,0 +1,365 @@
+//! The per-process supervisor: the binary re-executed as the hidden
+//! `supervise <name>` subcommand, one per managed process, no daemon above it.
+//!
+//! - `machine.rs`: what happens next, as a pure state machine (no clock, no
+//!   system call, no file), unit-tested transition by transition;
+//! - this file: the event loop, which sleeps in `poll` on a signalfd
+//!   (SIGCHLD, stop signals) and, for an adopted command, a pidfd, turns
+//!   wake-ups into events for the machine and carries out its actions;
+//! - `setup.rs`: how a supervisor begins (lock, entry, adopt or spawn, report);
+//! - `tree.rs`: the command's process tree and the signals sent to it;
+//! - `watch.rs`: the log (rotation, staleness) and the registry (its name removed);
+//! - `hooks.rs`: the alert hooks it started, each with its deadline.
+//!
+//! When the command dies, the machine asks for a respawn first and records,
+//! logs and alerts afterwards, so a restart costs one waitpid and one spawn.
+//! It is a child subreaper, so whatever the command leaves behind is reaped
+//! here at once instead of lingering as a zombie under PID 1. It does not
+//! parse the command line with clap and touches nothing only the CLI needs,
+//! to stay small in memory.
+
+mod hooks;
+pub mod machine;
+mod setup;
+mod tree;
+mod watch;
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::alert::{self, Alert, Kind};
+use crate::fsutil;
+use crate::launch::{Mode, Ready, SpawnError, Spawner, ready_line};
+use crate::logs;
+use crate::proc::{self, PidFd, Signal, SignalFd};
+use crate::registry::Entry;
+use crate::state::{ExitRecord, Phase, RunState};
+use crate::workspace::Workspace;
+use machine::{Action, Event, Machine};
+use tree::Root;
+
+/// How often the supervisor looks at its log and the registry.
+const TICK: Duration = Duration::from_secs(1);
+
+pub(crate) struct Args {
+    name: String,
+    workspace: PathBuf,
+    ready_fd: Option<i32>,
+    mode: Mode,
+}
+
+fn parse_args(args: &[String]) -> Option<Args> {
+    let mut it = args.iter();
+    let name = it.next()?.clone();
+    let mut workspace = None;
+    let mut ready_fd = None;
+    let mut mode = Mode::Fresh;
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--workspace" => workspace = Some(PathBuf::from(it.next()?)),
+            "--ready-fd" => ready_fd = Some(it.next()?.parse().ok()?),
+            "--fresh" => mode = Mode::Fresh,
+            "--retry" => mode = Mode::Retry,
+            "--revive" => mode = Mode::Revive,
+            "--adopt" => mode = Mode::Adopt,
+            _ => return None,
+        }
+    }
+    Some(Args {
+        name,
+        workspace: workspace?,
+        ready_fd,
+        mode,
+    })
+}
+
+/// Entry point of `process-guardian supervise <name> --workspace DIR [--ready-fd N] [--fresh|--retry|--revive|--adopt]`.
+pub fn main(args: &[String]) -> i32 {
+    let Some(args) = parse_args(args) else {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"process-guardian: usage: supervise <name> --workspace DIR [--ready-fd N] [--fresh|--retry|--revive|--adopt]\n",
+        );
+        return crate::error::EXIT_USAGE;
+    };
+    let mut ready = args.ready_fd.and_then(proc::take_inherited_fd);
+    match setup::init(&args, &mut ready) {
+        Ok(Some(mut sup)) => {
+            sup.run();
+            sup.finish();
+            0
+        }
+        Ok(None) => 0,
+        Err(msg) => {
+            report(&mut ready, &Ready::Failed(msg));
+            1
+        }
+    }
+}
+
+fn report(ready: &mut Option<File>, what: &Ready) {
+    if let Some(mut f) = ready.take() {
+        use std::io::Write;
+        let _ = f.write_all(ready_line(what).as_bytes());
+    }
+}
+
+pub(crate) struct Supervisor {
+    ws: Workspace,
+    name: String,
+    entry: Entry,
+    machine: Machine,
+    /// The state file's content; the machine's `Status` is copied in on `Save`.
+    state: RunState,
+    /// The command, prepared once; or why it cannot be.
+    spawner: Result<Spawner, SpawnError>,
+    log: watch::LogWatch,
+    registry: watch::RegistryWatch,
+    hooks: hooks::Hooks,
+    sigfd: SignalFd,
+    /// The command's pid while it lives, and its pidfd when it is adopted.
+    command: Option<(i32, Option<PidFd>)>,
+    /// Where the running command's tree hangs from.
+    root: Root,
+    /// Where the last ended command's tree hung from: what `KillLeftovers` cleans.
+    leftovers: Root,
+    /// The liveness lock, held for as long as the supervisor lives.
+    liveness: Option<File>,
+}
+
+impl Supervisor {
+    fn run(&mut self) {
+        while !self.machine.is_done() {
+            let now = Instant::now();
+            let mut at = fsutil::after(now, TICK);
+            for t in [self.machine.next_wakeup(now), self.hooks.next_deadline()]
+                .into_iter()
+                .flatten()
+            {
+                at = at.min(t);
+            }
+            self.wait(at.saturating_duration_since(now));
+            let now = Instant::now();
+            for line in self.hooks.expire(now) {
+                self.lifecycle(&line);
+            }
+            let alive = if self.machine.is_stopping() {
+                tree::live(self.root, &self.hooks.pids()).len()
+            } else {
+                0
+            };
+            self.feed(Event::Tick { alive }, now);
+            if !self.machine.is_done() && !self.machine.is_stopping() {
+                self.watch(now);
+            }
+        }
+        if self.machine.status.phase == Phase::Stopped {
+            let _ = std::fs::remove_file(self.ws.run_file(&self.name, ".stop"));
+        }
+    }
+
+    /// Sleeps until a signal, the adopted command's exit, or `timeout`,
+    /// and turns what woke it into events.
+    fn wait(&mut self, timeout: Duration) {
+        let pidfd = self
+            .command
+            .as_ref()
+            .and_then(|(_, fd)| fd.as_ref())
+            .map(|fd| fd.as_fd());
+        let [signalled, adopted_ended] =
+            proc::poll_readable([Some(self.sigfd.as_fd()), pidfd], timeout);
+        if signalled {
+            while let Some(signo) = self.sigfd.read() {
+                if [Signal::TERM, Signal::INT, Signal::QUIT]
+                    .iter()
+                    .any(|s| s.as_raw() == signo)
+                {
+                    self.request_stop("asked to stop");
+                }
+                // SIGCHLD is read below; SIGHUP: we have no terminal, ignore it.
+            }
+            // Signals coalesce: reap whatever is there, whichever woke us.
+            self.reap();
+        }
+        if adopted_ended && let Some((pid, _)) = self.command.take() {
+            self.leftovers = self.root;
+            self.command_ended(pid, None, None);
+        }
+    }
+
+    fn request_stop(&mut self, reason: &'static str) {
+        let timeout = setup::stop_timeout(&self.ws, &self.name, &self.entry);
+        self.feed(Event::Stop { reason, timeout }, Instant::now());
+    }
+
+    /// Collects every exited child: the command, hooks, and orphans we inherited.
+    fn reap(&mut self) {
+        while let Some(r) = proc::reap(None) {
+            let ours = matches!(self.command, Some((pid, None)) if pid == r.pid);
+            if ours {
+                self.command = None;
+                self.leftovers = self.root;
+                self.command_ended(r.pid, r.code, r.signal);
+            } else if let Some(Some(line)) = self.hooks.reaped(&r) {
+                self.lifecycle(&line);
+            }
+        }
+    }
+
+    fn command_ended(&mut self, pid: i32, code: Option<i32>, signal: Option<i32>) {
+        let now = Instant::now();
+        // Only a quick exit 0 can be a command that put itself in the background.
+        let forked = code == Some(0)
+            && self
+                .machine
+                .uptime(now)
+                .is_some_and(|u| u < machine::DAEMONIZE_WINDOW)
+            && !tree::live(self.leftovers, &self.hooks.pids()).is_empty();
+        self.feed(
+            Event::Ended {
+                pid,
+                code,
+                signal: signal.map(crate::signals::name),
+                at: fsutil::now_rfc3339(),
+                forked,
+            },
+            now,
+        );
+    }
+
+    /// Once a second: the registry (its name gone stops the command) and the log.
+    fn watch(&mut self, now: Instant) {
+        if self.registry.name_left(&self.ws, &self.name) {
+            self.request_stop("its name was removed from the registry");
+            return;
+        }
+        let running = self.command.is_some();
+        let look = self.log.look(now, running);
+        if let Some(problem) = look.problem {
+            self.lifecycle(&problem);
+        }
+        if let Some(quiet_min) = look.stale_min {
+            self.feed(Event::Stale { quiet_min }, now);
+        }
+    }
+
+    /// Steps the machine and carries out what it asks for.
+    fn feed(&mut self, event: Event, now: Instant) {
+        for action in self.machine.step(event, now) {
+            self.act(action);
+        }
+    }
+
+    fn act(&mut self, action: Action) {
+        match action {
+            Action::Spawn => {
+                let event = match self.spawn() {
+                    Ok(pid) => Event::Spawned { pid },
+                    Err(e) => Event::SpawnFailed {
+                        reason: e.to_string(),
+                    },
+                };
+                self.feed(event, Instant::now());
+            }
+            Action::KillLeftovers => {
+                let mut prune = self.hooks.pids();
+                prune.extend(self.command.as_ref().map(|(p, _)| *p));
+                tree::kill_leftovers(self.leftovers, &prune, || self.reap_orphans());
+            }
+            Action::SignalTree => {
+                let sig = self.entry.stop_signal().0;
+                tree::signal_all(&tree::live(self.root, &self.hooks.pids()), sig);
+                self.signal_group(sig);
+                self.signal_group(Signal::CONT);
+            }
+            Action::KillTree => {
+                self.signal_group(Signal::KILL);
+                tree::signal_all(&tree::live(self.root, &self.hooks.pids()), Signal::KILL);
+            }
+            Action::KillGroup => self.signal_group(Signal::KILL),
+            Action::Log(line) => self.lifecycle(&line),
+            Action::Alert {
+                kind,
+                message,
+                pid,
+                exit,
+            } => self.alert(kind, message, pid, exit),
+            Action::Save => self.save(),
+        }
+    }
+
+    /// Signals the command's group while its leader is alive or an unreaped
+    /// child of ours: only then is the group id certainly still its own.
+    fn signal_group(&self, sig: Signal) {
+        if let Some((pid, _)) = &self.command {
+            let _ = proc::kill_group(*pid, sig);
+        }
+    }
+
+    /// Reaps children while killing leftovers, without feeding the machine:
+    /// the command itself was already reaped.
+    fn reap_orphans(&mut self) {
+        while let Some(r) = proc::reap(None) {
+            if let Some(Some(line)) = self.hooks.reaped(&r) {
+                self.lifecycle(&line);
+            }
+        }
+    }
+
+    fn lifecycle(&mut self, text: &str) {
+        logs::lifecycle(&mut self.log.file, text);
+    }
+
+    /// Writes the state file from the machine's status.
+    fn save(&mut self) {
+        let st = &self.machine.status;
+        self.state.phase = st.phase;
+        self.state.desired = st.desired;
+        self.state.pid = st.pid;
+        self.state.restarts = st.restarts;
+        self.state.quick_crashes = st.quick_crashes;
+        self.state.last_exit = st.last_exit.clone();
+        self.state.stopped_by = st.stopped_by.clone();
+        self.state.message = st.message.clone();
+        let now = Instant::now();
+        self.state.next_start_at = st.next_start.map(|t| {
+            let ms = t.saturating_duration_since(now).as_millis();
+            fsutil::rfc3339(
+                chrono::Utc::now()
+                    + chrono::Duration::try_milliseconds(i64::try_from(ms).unwrap_or(i64::MAX))
+                        .unwrap_or(chrono::Duration::zero()),
+            )
+        });
+        if st.phase == Phase::Failed && self.state.failed_at.is_none() {
+            self.state.failed_at = Some(fsutil::now_rfc3339());
+        }
+        if let Err(e) = self.state.save(&self.ws, &self.name) {
+            // A full disk must not cost the command its life: note it and go on.
+            let msg = format!("cannot write the state of {}: {e}", self.name);
+            self.lifecycle(&msg);
+        }
+    }
+
+    fn alert(&mut self, kind: Kind, message: String, pid: Option<i32>, exit: Option<ExitRecord>) {
+        let a = Alert::new(&self.ws, &self.name, kind, message, pid, exit);
+        if let Some(hook) = alert::raise(&self.ws, &a, self.entry.alert_command.as_deref()) {
+            self.hooks.add(hook, Instant::now());
+        }
+    }
+
+    /// Lets hooks finish (within their limit) after the supervisor's work is done.
+    fn finish(&mut self) {
+        // Others may start a new supervisor from here on.
+        self.liveness = None;
+        while !self.hooks.is_empty() {
+            let now = Instant::now();
+            let until = self.hooks.next_deadline().unwrap_or(now);
+            self.wait(until.saturating_duration_since(now));
+            for line in self.hooks.expire(Instant::now()) {
+                self.lifecycle(&line);
+            }
+        }
+    }
+}

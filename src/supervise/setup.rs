@@ -1,0 +1,308 @@
+//! How a supervisor begins: it takes its name's liveness lock, reads its
+//! entry, blocks its signals, prepares the command once (program, argv,
+//! environment, cwd), then adopts the command that outlived its previous
+//! supervisor or starts it, and reports to `start` through the ready pipe.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::machine::{Machine, Status};
+use super::tree::Root;
+use super::watch::{LogWatch, RegistryWatch};
+use super::{Args, Supervisor, hooks::Hooks};
+use crate::alert::Kind;
+use crate::cmdline;
+use crate::fsutil;
+use crate::launch::{Mode, Ready, SpawnError, Spawner};
+use crate::logs;
+use crate::policy::Rules;
+use crate::proc::{self, PidFd, Signal, SignalFd};
+use crate::registry::{Entry, Registry};
+use crate::state::{Desired, Phase, RunState};
+use crate::workspace::Workspace;
+
+/// The signals the supervisor reads from its signalfd.
+const SIGNALS: [Signal; 5] = [
+    Signal::CHILD,
+    Signal::TERM,
+    Signal::INT,
+    Signal::HUP,
+    Signal::QUIT,
+];
+
+/// Sets up, starts (or adopts) the command and reports to `start`.
+/// `Ok(None)`: another supervisor already holds this name.
+pub fn init(args: &Args, ready: &mut Option<File>) -> Result<Option<Supervisor>, String> {
+    let ws = Workspace::at(&args.workspace).map_err(|e| e.to_string())?;
+    let name = args.name.clone();
+    crate::registry::validate_name(&name).map_err(|e| e.to_string())?;
+    ws.ensure_dirs().map_err(|e| e.to_string())?;
+    let log_path = ws.log_path(&name);
+    let log = logs::open_rotatable(&log_path)
+        .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+    proc::redirect_stdio(&log);
+    let liveness = match proc::try_hold_lock(
+        &ws.supervisors_lock_path(),
+        crate::state::liveness_slot(&name),
+    ) {
+        Ok(Some(f)) => f,
+        Ok(None) => {
+            super::report(ready, &Ready::Already);
+            return Ok(None);
+        }
+        Err(e) => return Err(format!("cannot take the supervisor lock: {e}")),
+    };
+    let entry = Registry::load_one(&ws, &name).map_err(|e| e.to_string())?;
+    let _ = proc::become_subreaper();
+    let sigfd = SignalFd::new(&SIGNALS).map_err(|e| format!("cannot create a signalfd: {e}"))?;
+    // Do not pin whatever directory the caller was in (a relative alert
+    // directory is resolved against it first).
+    let _ = Workspace::alert_dir();
+    let _ = std::env::set_current_dir("/");
+
+    let previous = RunState::load(&ws, &name).ok().flatten();
+    let me = rustix::process::getpid().as_raw_nonzero().get();
+    let state = RunState {
+        desired: Desired::Running,
+        phase: Phase::Running,
+        boot_id: proc::boot_id().to_string(),
+        supervisor_pid: Some(me),
+        supervisor_start: proc::stat(me).map(|s| s.start_time),
+        ..RunState::default()
+    };
+    let mut status = Status::default();
+    if let Some(prev) = &previous
+        && !matches!(args.mode, Mode::Fresh | Mode::Retry)
+    {
+        status.restarts = prev.restarts;
+        status.last_exit = prev.last_exit.clone();
+    }
+    let spawner = build_spawner(&ws, &name, &entry, args.mode);
+    let now = Instant::now();
+    let rules = Rules {
+        duration_min: entry.duration_min,
+        auto_restart: entry.auto_restart,
+        max_restarts: entry.max_restarts,
+        restart_cooldown_s: entry.restart_cooldown,
+    };
+    let stop_signal = entry.stop_signal().to_string();
+    let mut sup = Supervisor {
+        log: LogWatch::new(log, log_path, &entry, now),
+        registry: RegistryWatch::new(&ws),
+        machine: Machine::running(&name, rules, stop_signal, status, 0, now, false),
+        ws,
+        name,
+        entry,
+        state,
+        spawner,
+        hooks: Hooks::default(),
+        sigfd,
+        command: None,
+        root: Root::Own,
+        leftovers: Root::Own,
+        liveness: Some(liveness),
+    };
+    let _ = std::fs::remove_file(sup.ws.run_file(&sup.name, ".stop"));
+    // The start-up parsing is done: hand its freed heap back, since a
+    // hundred supervisors would otherwise each keep it for their lifetime.
+    proc::release_free_heap();
+    sup.begin(args.mode, previous, ready);
+    Ok(Some(sup))
+}
+
+impl Supervisor {
+    /// Adopts the surviving command, or starts one; reports either way.
+    fn begin(&mut self, mode: Mode, previous: Option<RunState>, ready: &mut Option<File>) {
+        let mut lost = None;
+        if mode == Mode::Adopt {
+            if let Some(pid) = previous.as_ref().and_then(|p| self.adopt(p)) {
+                self.lifecycle(&format!(
+                    "supervisor restarted: adopted running command pid {pid}"
+                ));
+                self.save();
+                super::report(ready, &Ready::Started(pid));
+                return;
+            }
+            // It died in the meantime: start it again, as a revival.
+            lost = previous.as_ref().and_then(|p| p.pid);
+        }
+        if matches!(mode, Mode::Adopt | Mode::Revive) {
+            self.machine.status.restarts = self.machine.status.restarts.saturating_add(1);
+        }
+        // Whatever is left of the previous command's group (its leader died
+        // unsupervised) goes before a new copy starts beside it.
+        if let Some(prev) = &previous
+            && let (Some(pid), Some(start)) = (prev.pid, prev.pid_start)
+        {
+            let n = proc::kill_leftover_group(pid, start, &prev.boot_id);
+            if n > 0 {
+                self.lifecycle(&format!(
+                    "killed {n} process(es) left of the previous command's group {pid}"
+                ));
+            }
+        }
+        self.lifecycle(&format!("starting: {}", self.entry.command));
+        match self.spawn() {
+            Ok(pid) => {
+                self.machine = Machine::running(
+                    &self.name,
+                    self.machine.rules,
+                    self.machine.stop_signal.clone(),
+                    self.machine.status.clone(),
+                    pid,
+                    Instant::now(),
+                    false,
+                );
+                self.lifecycle(&format!("started pid {pid}"));
+                self.save();
+                super::report(ready, &Ready::Started(pid));
+                if let Some(old) = lost {
+                    let msg = format!(
+                        "{} (pid {old}) died while its supervisor was being replaced; started again as pid {pid}",
+                        self.name
+                    );
+                    self.lifecycle(&msg);
+                    self.alert(Kind::Died, msg, Some(old), None);
+                }
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                self.lifecycle(&format!("cannot start: {reason}"));
+                self.machine.start_failed(reason.clone());
+                self.save();
+                super::report(ready, &Ready::Failed(reason.clone()));
+                let msg = format!("{} cannot start: {reason}", self.name);
+                self.alert(Kind::StartFailed, msg, None, None);
+            }
+        }
+    }
+
+    /// Takes over a command whose supervisor died, if it is still the recorded process.
+    fn adopt(&mut self, prev: &RunState) -> Option<i32> {
+        let (pid, start) = (prev.pid?, prev.pid_start?);
+        let pidfd = PidFd::open_verified(pid, start, &prev.boot_id)?;
+        let uptime = prev.uptime_s().unwrap_or(0.0).max(0.0);
+        let since = fsutil::secs(uptime)
+            .and_then(|u| Instant::now().checked_sub(u))
+            .unwrap_or_else(Instant::now);
+        self.machine = Machine::running(
+            &self.name,
+            self.machine.rules,
+            self.machine.stop_signal.clone(),
+            Status {
+                quick_crashes: prev.quick_crashes,
+                ..self.machine.status.clone()
+            },
+            pid,
+            since,
+            true,
+        );
+        self.command = Some((pid, Some(pidfd)));
+        self.root = Root::Adopted(pid, start);
+        self.state.pid_start = Some(start);
+        self.state.started_at = prev.started_at.clone();
+        Some(pid)
+    }
+
+    /// Starts the command; on success records its identity (the machine is
+    /// told by the caller, the state not saved yet).
+    pub(super) fn spawn(&mut self) -> Result<i32, SpawnError> {
+        let spawner = match &self.spawner {
+            Ok(s) => s,
+            Err(e) => return Err(clone_error(e)),
+        };
+        let pid = spawner.spawn(None, std::os::fd::AsFd::as_fd(&self.log.file))?;
+        let now = Instant::now();
+        self.command = Some((pid, None));
+        self.root = Root::Own;
+        self.state.pid_start = proc::stat(pid).map(|s| s.start_time);
+        self.state.started_at = Some(fsutil::now_rfc3339());
+        self.log.restarted(now);
+        Ok(pid)
+    }
+}
+
+/// The same error again, for a spawner that could not be prepared.
+fn clone_error(e: &SpawnError) -> SpawnError {
+    match e {
+        SpawnError::ProgramNotFound(p) => SpawnError::ProgramNotFound(p.clone()),
+        SpawnError::NotExecutable(p) => SpawnError::NotExecutable(p.clone()),
+        SpawnError::CwdMissing(d) => SpawnError::CwdMissing(d.clone()),
+        SpawnError::Nul(w) => SpawnError::Nul(w.clone()),
+        SpawnError::Os { program, source } => SpawnError::Os {
+            program: program.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+    }
+}
+
+/// The entry's working directory; a relative one is taken from the workspace.
+fn command_cwd(ws: &Workspace, entry: &Entry) -> PathBuf {
+    entry
+        .cwd
+        .as_ref()
+        .map(|c| ws.root().join(c))
+        .unwrap_or_else(|| ws.root().to_path_buf())
+}
+
+/// The environment the command runs with: the caller's at a start by the
+/// user, kept in `run/<name>.env` (0600, never in the registry), and that
+/// same one at every revival, so a revival from cron's bare environment
+/// keeps the user's PATH and variables.
+fn command_env(ws: &Workspace, name: &str, mode: Mode) -> BTreeMap<String, String> {
+    let path = ws.run_file(name, ".env");
+    if mode != Mode::Fresh
+        && let Ok(bytes) = fsutil::open_own_read(&path).and_then(fsutil::read_all)
+        && let Ok(saved) = serde_json::from_slice(&bytes)
+    {
+        return saved;
+    }
+    let env: BTreeMap<String, String> = std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    if mode == Mode::Fresh
+        && let Ok(bytes) = serde_json::to_vec(&env)
+    {
+        let _ = fsutil::write_atomic(&path, &bytes, 0o600, fsutil::Durability::Renamed);
+    }
+    env
+}
+
+/// The command as the supervisor runs it: its argv (exec'd directly, or
+/// under `sh -c` when it uses shell syntax), in its cwd, with the
+/// environment of the last start plus its own. Prepared once, spawned on
+/// every restart.
+fn build_spawner(
+    ws: &Workspace,
+    name: &str,
+    entry: &Entry,
+    mode: Mode,
+) -> Result<Spawner, SpawnError> {
+    let cwd = command_cwd(ws, entry);
+    let mut env = command_env(ws, name, mode);
+    let command = cmdline::parse(&entry.command);
+    env.extend(command.env);
+    env.extend(entry.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.insert("PROCESS_GUARDIAN_NAME".into(), name.to_string());
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    Spawner::new(&command.argv, &env, &cwd)
+}
+
+/// How long a stop may take: the `stop --timeout` the CLI left in
+/// `run/<name>.stop`, else the entry's.
+pub fn stop_timeout(ws: &Workspace, name: &str, entry: &Entry) -> Duration {
+    fsutil::open_own_read(&ws.run_file(name, ".stop"))
+        .and_then(fsutil::read_all)
+        .ok()
+        .and_then(|b| String::from_utf8_lossy(&b).trim().parse::<f64>().ok())
+        .filter(|t| *t <= crate::registry::MAX_STOP_TIMEOUT_S)
+        .and_then(fsutil::secs)
+        .unwrap_or_else(|| entry.stop_timeout())
+}
