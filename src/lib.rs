@@ -4,6 +4,12 @@
 //! files of a workspace (`workspace`, `registry`, `state`, `logs`, `alert`),
 //! the processes (`proc`, `launch`, `supervise`) and the pure decisions
 //! (`policy`). Integration tests use it to read `/proc` the way the binary does.
+//!
+//! `unsafe` is allowed in two files only, `proc.rs` and `launch.rs`, and
+//! every block there says why it is sound.
+
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod alert;
 pub mod cli;
@@ -11,9 +17,11 @@ pub mod cmdline;
 pub mod commands;
 pub mod error;
 pub mod fsutil;
+#[allow(unsafe_code)]
 pub mod launch;
 pub mod logs;
 pub mod policy;
+#[allow(unsafe_code)]
 pub mod proc;
 pub mod registry;
 pub mod signals;

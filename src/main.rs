@@ -1,5 +1,7 @@
 //! process-guardian: keeps long-running background processes alive.
+//! The entry point: parse, run, turn an error into a message and an exit code.
 
+#![forbid(unsafe_code)]
 use clap::Parser;
 use process_guardian::{cli, commands, error, proc, supervise};
 
@@ -25,7 +27,10 @@ fn main() {
         }
     };
     let code = match commands::run(cli) {
-        Ok(code) => code,
+        Ok(out) => {
+            commands::print(&out);
+            out.code
+        }
         Err(e) => {
             eprintln!("process-guardian: {e}");
             e.exit_code()

@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use super::output::Output;
 use crate::cli::CronAction;
 use crate::cmdline::quote;
 use crate::error::{Error, Result};
@@ -122,55 +123,65 @@ fn without_ours(current: &str, marker: &str) -> String {
     kept
 }
 
-pub fn run(ws: &Workspace, action: CronAction) -> Result<i32> {
+pub fn run(ws: &Workspace, action: CronAction) -> Result<Output> {
     let m = marker(ws);
-    match action {
+    let current = read_crontab()?;
+    let (verb, lines, changed, human) = match action {
         CronAction::Show => {
-            let current = read_crontab()?;
-            let ours: Vec<&str> = current.lines().filter(|l| l.ends_with(&m)).collect();
-            if ours.is_empty() {
-                println!(
+            let ours: Vec<String> = current
+                .lines()
+                .filter(|l| l.ends_with(&m))
+                .map(str::to_string)
+                .collect();
+            let human = if ours.is_empty() {
+                vec![format!(
                     "no healthcheck lines for {} (add them with: process-guardian cron install)",
                     ws.root().display()
-                );
-            }
-            for l in ours {
-                println!("{l}");
-            }
-            Ok(0)
+                )]
+            } else {
+                ours.clone()
+            };
+            ("show", ours, false, human)
         }
         CronAction::Install { every_minute } => {
             ws.ensure_dirs()?;
-            let current = read_crontab()?;
             let lines = our_lines(ws, every_minute)?;
             let mut next = without_ours(&current, &m);
             for l in &lines {
                 next.push_str(l);
                 next.push('\n');
             }
-            if next == current {
-                println!("the healthcheck lines are already installed:");
-            } else {
+            let changed = next != current;
+            if changed {
                 write_crontab(&next)?;
-                println!("installed the healthcheck lines:");
             }
-            for l in &lines {
-                println!("  {l}");
-            }
-            Ok(0)
+            let mut human = vec![if changed {
+                "installed the healthcheck lines:".to_string()
+            } else {
+                "the healthcheck lines are already installed:".to_string()
+            }];
+            human.extend(lines.iter().map(|l| format!("  {l}")));
+            ("install", lines, changed, human)
         }
         CronAction::Uninstall => {
-            let current = read_crontab()?;
             let next = without_ours(&current, &m);
-            if next == current {
-                println!("no healthcheck lines to remove for {}", ws.root().display());
-            } else {
+            let changed = next != current;
+            if changed {
                 write_crontab(&next)?;
-                println!("removed the healthcheck lines for {}", ws.root().display());
             }
-            Ok(0)
+            let root = ws.root().display();
+            let human = vec![if changed {
+                format!("removed the healthcheck lines for {root}")
+            } else {
+                format!("no healthcheck lines to remove for {root}")
+            }];
+            ("uninstall", Vec::new(), changed, human)
         }
-    }
+    };
+    Ok(Output::new(
+        human,
+        serde_json::json!({ "action": verb, "changed": changed, "lines": lines }),
+    ))
 }
 
 #[cfg(test)]

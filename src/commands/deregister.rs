@@ -2,12 +2,13 @@
 
 use std::fs;
 
+use super::output::Output;
 use crate::error::{Error, Result};
 use crate::logs;
 use crate::registry::{Entry, Registry};
 use crate::workspace::Workspace;
 
-pub fn run(ws: &Workspace, name: &str, purge: bool) -> Result<i32> {
+pub fn run(ws: &Workspace, name: &str, purge: bool) -> Result<Output> {
     // One lock for the stop and the removal: a `start` cannot slip between
     // them and leave a supervisor running under a name nobody has.
     let _lock = crate::state::lock_name(ws, name)?;
@@ -21,11 +22,13 @@ pub fn run(ws: &Workspace, name: &str, purge: bool) -> Result<i32> {
         .ok()
         .flatten()
         .unwrap_or_else(|| Entry::new(String::new()));
-    super::stop::stop_with(ws, name, None, &entry)?;
+    let stopped = super::stop::stop_with(ws, name, None, &entry)?;
     let removed = Registry::update(ws, |reg| Ok(reg.remove(name)))?;
     for suffix in [".json", ".stop", ".env"] {
         let _ = fs::remove_file(ws.run_file(name, suffix));
     }
+    let mut human = stopped.lines();
+    let mut purged = None;
     if purge {
         let log = ws.log_path(name);
         let mut n = 0;
@@ -41,12 +44,24 @@ pub fn run(ws: &Workspace, name: &str, purge: bool) -> Result<i32> {
         for kind in crate::alert::Kind::ALL {
             let _ = fs::remove_file(ws.cooldown_dir().join(format!("{name}.{}", kind.as_str())));
         }
-        println!("deregistered {name}; removed its state and {n} log file(s)");
+        human.push(format!(
+            "deregistered {name}; removed its state and {n} log file(s)"
+        ));
+        purged = Some(n);
     } else if removed {
-        println!(
+        human.push(format!(
             "deregistered {name}; its log stays at {}",
             ws.log_path(name).display()
-        );
+        ));
     }
-    Ok(0)
+    Ok(Output::new(
+        human,
+        serde_json::json!({
+            "name": name,
+            "deregistered": removed,
+            "stop": stopped,
+            "log": ws.log_path(name),
+            "log_files_removed": purged,
+        }),
+    ))
 }

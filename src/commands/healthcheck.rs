@@ -8,13 +8,14 @@ use std::fs;
 
 use serde::Serialize;
 
+use super::output::Output;
 use crate::alert::{self, Alert, Kind};
 use crate::error::Result;
 use crate::fsutil;
 use crate::launch::{self, Mode, Ready};
 use crate::policy::{self, Found, Heal};
 use crate::proc;
-use crate::registry::Registry;
+use crate::registry::{Entry, Registry};
 use crate::state::{self, Desired, Phase};
 use crate::workspace::Workspace;
 
@@ -38,250 +39,274 @@ struct Action {
     pid: Option<i32>,
 }
 
-pub fn run(ws: &Workspace, as_json: bool) -> Result<i32> {
+pub fn run(ws: &Workspace, as_json: bool) -> Result<Output> {
     let registry = Registry::load(ws)?;
     ws.ensure_dirs()?;
     let mut actions: Vec<Action> = Vec::new();
     let mut healthy = 0usize;
     let mut to_drop = Vec::new();
     for name in registry.names() {
-        let entry = match registry.get(name) {
-            Ok(Some(e)) => e,
-            Ok(None) => continue,
-            Err(e) => {
-                actions.push(Action {
-                    name: name.to_string(),
-                    action: "invalid",
-                    detail: e.to_string(),
-                    pid: None,
-                });
-                continue;
-            }
-        };
-        let found = |seen: &state::Observed| {
-            let st = seen.state.as_ref();
-            Found {
-                never_started: st.is_none(),
-                desired_running: st.is_some_and(|s| s.desired == Desired::Running),
-                phase: st.map_or(Phase::Stopped, |s| s.phase),
-                // A frozen supervisor is judged as a live one first (a hung
-                // command under it is replaced whole), then replaced below.
-                supervisor_alive: seen.supervisor_alive || seen.supervisor_frozen,
-                command_alive: seen.command_alive,
-                new_boot: st.is_some_and(|s| s.boot_id != proc::boot_id()),
-                failed_for_s: st
-                    .and_then(|s| s.failed_at.as_deref())
-                    .and_then(fsutil::seconds_since),
-                exited_for_s: st
-                    .and_then(|s| s.last_exit.as_ref())
-                    .and_then(|e| fsutil::seconds_since(&e.at)),
-                auto_restart: entry.auto_restart,
-                stale: entry.stale_after_min.is_some_and(|m| {
-                    log_quiet_for_s(ws, name).is_some_and(|q| q >= m * 60.0 + policy::STALE_GRACE_S)
-                }),
-            }
-        };
-        // A cheap look first; the lock is taken only where there is work.
-        let first_seen = state::observe(ws, name)?;
-        let first = policy::heal(&found(&first_seen));
-        match first {
-            Heal::Nothing => continue,
-            Heal::Healthy if !first_seen.supervisor_frozen => {
-                healthy += 1;
-                continue;
-            }
-            Heal::Drop => {
-                to_drop.push(name.to_string());
-                continue;
-            }
-            _ => {}
+        match registry.get(name) {
+            Ok(Some(entry)) => match check(ws, name, &entry)? {
+                Checked::Healthy => healthy += 1,
+                Checked::Nothing => {}
+                Checked::Drop => to_drop.push(name.to_string()),
+                Checked::Acted(a) => actions.push(a),
+            },
+            Ok(None) => {}
+            Err(e) => actions.push(action(name, "invalid", e.to_string(), None)),
         }
-        let _lock = state::lock_name(ws, name)?;
-        // Decide again under the lock: another healthcheck may have acted meanwhile.
-        if !Registry::load(ws)?.contains(name) {
-            continue;
-        }
-        let mut seen = state::observe(ws, name)?;
-        let mut decision = policy::heal(&found(&seen));
-        // A frozen supervisor holds its lock and does nothing: replace it.
-        let mut frozen = None;
-        if decision == Heal::Healthy
-            && seen.supervisor_frozen
-            && let Some(st) = &seen.state
-        {
-            kill_verified(st.supervisor_pid, st.supervisor_start, &st.boot_id, false);
-            frozen = st.supervisor_pid;
-            seen = state::observe(ws, name)?;
-            decision = policy::heal(&found(&seen));
-        }
-        let old_pid = seen.state.as_ref().and_then(|s| s.pid);
-        let (mode, kind, why) = match decision {
-            Heal::Healthy => {
-                healthy += 1;
-                continue;
-            }
-            Heal::Nothing | Heal::Drop => continue,
-            Heal::ReportFailed => {
-                let msg = seen
-                    .state
-                    .as_ref()
-                    .and_then(|s| s.message.clone())
-                    .unwrap_or_default();
-                actions.push(Action {
-                    name: name.to_string(),
-                    action: "failed",
-                    detail: format!("gave up: {msg}; it gets one fresh try an hour after failing, or start it yourself"),
-                    pid: None,
-                });
-                continue;
-            }
-            Heal::Adopt => (
-                Mode::Adopt,
-                Kind::SupervisorLost,
-                match frozen {
-                    Some(pid) => format!(
-                        "its supervisor (pid {pid}) was frozen (stopped by a signal) and was replaced; the command kept running"
-                    ),
-                    None => "its supervisor died; the command kept running".to_string(),
-                },
-            ),
-            Heal::Revive { new_boot: true } => {
-                (Mode::Revive, Kind::Died, "the machine rebooted".to_string())
-            }
-            Heal::Revive { new_boot: false } => (
-                Mode::Revive,
-                Kind::Died,
-                match frozen {
-                    Some(pid) => format!(
-                        "its command was dead under a frozen supervisor (pid {pid}, stopped by a signal), which was replaced"
-                    ),
-                    None => "its supervisor and command were both dead".to_string(),
-                },
-            ),
-            Heal::Stale => {
-                // Its supervisor let a hung command be: replace both.
-                if let Some(st) = &seen.state {
-                    kill_verified(st.supervisor_pid, st.supervisor_start, &st.boot_id, false);
-                    kill_verified(st.pid, st.pid_start, &st.boot_id, true);
-                }
-                (
-                    Mode::Revive,
-                    Kind::Stale,
-                    format!(
-                        "no output for over {} min and its supervisor did not act",
-                        entry.stale_after_min.unwrap_or_default()
-                    ),
-                )
-            }
-            Heal::Retry => (
-                Mode::Retry,
-                Kind::Died,
-                "it had been failed for an hour; one fresh try".to_string(),
-            ),
-        };
-        let outcome = launch::spawn_supervisor(ws, name, mode);
-        let (action, detail, pid) = match (&outcome, mode) {
-            (Ok(Ready::Started(pid)), Mode::Adopt) => (
-                "adopted",
-                format!("{why}; a new supervisor watches pid {pid}"),
-                Some(*pid),
-            ),
-            (Ok(Ready::Started(pid)), _) => (
-                "revived",
-                format!("{why}; started again as pid {pid}"),
-                Some(*pid),
-            ),
-            (Ok(Ready::Already), _) => {
-                healthy += 1;
-                continue;
-            }
-            (Ok(Ready::Failed(reason)), _) => (
-                "start-failed",
-                format!("{why}; cannot start: {reason}"),
-                None,
-            ),
-            (Err(e), _) => (
-                "start-failed",
-                format!("{why}; cannot start a supervisor: {e}"),
-                None,
-            ),
-        };
-        if pid.is_some() {
-            let a = Alert::new(
-                ws,
-                name,
-                kind,
-                format!("{name}: {detail}"),
-                old_pid.or(pid), // the process that died (or was adopted)
-                seen.state.and_then(|s| s.last_exit),
-            );
-            alert::raise_and_wait(ws, &a, entry.alert_command.as_deref());
-        }
-        actions.push(Action {
-            name: name.to_string(),
-            action,
-            detail,
-            pid,
-        });
     }
     for name in &to_drop {
-        let dropped = Registry::update(ws, |reg| Ok(reg.remove(name)))?;
-        if dropped {
+        if Registry::update(ws, |reg| Ok(reg.remove(name)))? {
             let _ = fs::remove_file(ws.run_file(name, ".json"));
-            actions.push(Action {
-                name: name.clone(),
-                action: "dropped",
-                detail: format!(
-                    "exited over a day ago without auto_restart; removed from the registry (log kept at {})",
-                    ws.log_path(name).display()
-                ),
-                pid: None,
-            });
+            let detail = format!(
+                "exited over a day ago without auto_restart; removed from the registry (log kept at {})",
+                ws.log_path(name).display()
+            );
+            actions.push(action(name, "dropped", detail, None));
         }
     }
     let removed = remove_orphan_state(ws)?;
     let warnings: Vec<String> = alert::alert_dir_problem(ws).into_iter().collect();
     let unhealthy = actions.iter().any(|a| a.action != "dropped");
+    let registry = Registry::load(ws)?;
+    let mut human: Vec<String> = actions
+        .iter()
+        .map(|a| format!("{} {}: {}", a.action, a.name, a.detail))
+        .collect();
+    human.extend(warnings.iter().map(|w| format!("warning: {w}")));
+    human.push(format!(
+        "healthcheck: {} registered, {healthy} healthy, {} acted on{}",
+        registry.len(),
+        actions.len(),
+        if unhealthy {
+            format!("; alerts in {}", alert::flag_path().display())
+        } else {
+            String::new()
+        }
+    ));
     let code = if unhealthy { 1 } else { 0 };
-    if as_json {
-        let registry = Registry::load(ws)?;
-        let names: Vec<String> = registry.names().map(str::to_string).collect();
-        let rows = super::status::observe_all(ws, &registry, &names)?;
-        let report = Report {
-            healthy: !unhealthy,
-            checked: registry.len(),
-            actions: &actions,
-            warnings: &warnings,
-            removed_state: &removed,
-            processes: rows
-                .iter()
-                .map(|(n, e, s)| super::status::row(ws, n, e, s))
-                .collect(),
-        };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
-    } else {
-        for a in &actions {
-            println!("{} {}: {}", a.action, a.name, a.detail);
-        }
-        for w in &warnings {
-            println!("warning: {w}");
-        }
-        println!(
-            "healthcheck: {} registered, {} healthy, {} acted on{}",
-            registry.len(),
-            healthy,
-            actions.len(),
-            if actions.iter().any(|a| a.action != "dropped") {
-                format!("; alerts in {}", alert::flag_path().display())
-            } else {
-                String::new()
-            }
-        );
+    if !as_json {
+        return Ok(Output::human(human).with_code(code));
     }
-    Ok(code)
+    let names: Vec<String> = registry.names().map(str::to_string).collect();
+    let rows = super::status::observe_all(ws, &registry, &names)?;
+    let report = Report {
+        healthy: !unhealthy,
+        checked: registry.len(),
+        actions: &actions,
+        warnings: &warnings,
+        removed_state: &removed,
+        processes: rows
+            .iter()
+            .map(|(n, e, s)| super::status::row(ws, n, e, s))
+            .collect(),
+    };
+    Ok(Output::new(human, &report).json(true).with_code(code))
+}
+
+fn action(name: &str, action: &'static str, detail: String, pid: Option<i32>) -> Action {
+    Action {
+        name: name.to_string(),
+        action,
+        detail,
+        pid,
+    }
+}
+
+/// What the healthcheck did about one name.
+enum Checked {
+    Healthy,
+    Nothing,
+    /// An entry without auto_restart that exited over a day ago.
+    Drop,
+    Acted(Action),
+}
+
+/// What the healthcheck finds for `name`, in the terms of `policy::heal`.
+fn found(ws: &Workspace, name: &str, entry: &Entry, seen: &state::Observed) -> Found {
+    let st = seen.state.as_ref();
+    Found {
+        never_started: st.is_none(),
+        desired_running: st.is_some_and(|s| s.desired == Desired::Running),
+        phase: st.map_or(Phase::Stopped, |s| s.phase),
+        // A frozen supervisor is judged as a live one first (a hung
+        // command under it is replaced whole), then replaced.
+        supervisor_alive: seen.supervisor_alive || seen.supervisor_frozen,
+        command_alive: seen.command_alive,
+        new_boot: st.is_some_and(|s| s.boot_id != proc::boot_id()),
+        failed_for_s: st
+            .and_then(|s| s.failed_at.as_deref())
+            .and_then(fsutil::seconds_since),
+        exited_for_s: st
+            .and_then(|s| s.last_exit.as_ref())
+            .and_then(|e| fsutil::seconds_since(&e.at)),
+        auto_restart: entry.auto_restart,
+        stale: entry.stale_after_min.is_some_and(|m| {
+            log_quiet_for_s(ws, name).is_some_and(|q| q >= m * 60.0 + policy::STALE_GRACE_S)
+        }),
+    }
+}
+
+/// Looks at one name cheaply, and takes its lock only where there is work.
+fn check(ws: &Workspace, name: &str, entry: &Entry) -> Result<Checked> {
+    let first_seen = state::observe(ws, name)?;
+    match policy::heal(&found(ws, name, entry, &first_seen)) {
+        Heal::Nothing => return Ok(Checked::Nothing),
+        Heal::Healthy if !first_seen.supervisor_frozen => return Ok(Checked::Healthy),
+        Heal::Drop => return Ok(Checked::Drop),
+        _ => {}
+    }
+    let _lock = state::lock_name(ws, name)?;
+    // Decide again under the lock: another healthcheck may have acted meanwhile.
+    if !Registry::load(ws)?.contains(name) {
+        return Ok(Checked::Nothing);
+    }
+    let mut seen = state::observe(ws, name)?;
+    let mut decision = policy::heal(&found(ws, name, entry, &seen));
+    // A frozen supervisor holds its lock and does nothing: replace it.
+    let mut frozen = None;
+    if decision == Heal::Healthy
+        && seen.supervisor_frozen
+        && let Some(st) = &seen.state
+    {
+        kill_verified(st.supervisor_pid, st.supervisor_start, &st.boot_id, false);
+        frozen = st.supervisor_pid;
+        seen = state::observe(ws, name)?;
+        decision = policy::heal(&found(ws, name, entry, &seen));
+    }
+    let (mode, kind, why) = match plan(name, entry, &seen, decision, frozen) {
+        Plan::Done(checked) => return Ok(checked),
+        Plan::Launch(mode, kind, why) => (mode, kind, why),
+    };
+    Ok(launch(ws, name, entry, &seen, mode, kind, why))
+}
+
+enum Plan {
+    Done(Checked),
+    /// Start a supervisor in this mode; alert this kind with this reason.
+    Launch(Mode, Kind, String),
+}
+
+/// What to do about a decision taken under the lock.
+fn plan(
+    name: &str,
+    entry: &Entry,
+    seen: &state::Observed,
+    decision: Heal,
+    frozen: Option<i32>,
+) -> Plan {
+    match decision {
+        Heal::Healthy => Plan::Done(Checked::Healthy),
+        Heal::Nothing | Heal::Drop => Plan::Done(Checked::Nothing),
+        Heal::ReportFailed => {
+            let msg = seen
+                .state
+                .as_ref()
+                .and_then(|s| s.message.clone())
+                .unwrap_or_default();
+            Plan::Done(Checked::Acted(action(
+                name,
+                "failed",
+                format!(
+                    "gave up: {msg}; it gets one fresh try an hour after failing, or start it yourself"
+                ),
+                None,
+            )))
+        }
+        Heal::Adopt => Plan::Launch(
+            Mode::Adopt,
+            Kind::SupervisorLost,
+            match frozen {
+                Some(pid) => format!(
+                    "its supervisor (pid {pid}) was frozen (stopped by a signal) and was replaced; the command kept running"
+                ),
+                None => "its supervisor died; the command kept running".to_string(),
+            },
+        ),
+        Heal::Revive { new_boot: true } => {
+            Plan::Launch(Mode::Revive, Kind::Died, "the machine rebooted".to_string())
+        }
+        Heal::Revive { new_boot: false } => Plan::Launch(
+            Mode::Revive,
+            Kind::Died,
+            match frozen {
+                Some(pid) => format!(
+                    "its command was dead under a frozen supervisor (pid {pid}, stopped by a signal), which was replaced"
+                ),
+                None => "its supervisor and command were both dead".to_string(),
+            },
+        ),
+        Heal::Stale => {
+            // Its supervisor let a hung command be: replace both.
+            if let Some(st) = &seen.state {
+                kill_verified(st.supervisor_pid, st.supervisor_start, &st.boot_id, false);
+                kill_verified(st.pid, st.pid_start, &st.boot_id, true);
+            }
+            Plan::Launch(
+                Mode::Revive,
+                Kind::Stale,
+                format!(
+                    "no output for over {} min and its supervisor did not act",
+                    entry.stale_after_min.unwrap_or_default()
+                ),
+            )
+        }
+        Heal::Retry => Plan::Launch(
+            Mode::Retry,
+            Kind::Died,
+            "it had been failed for an hour; one fresh try".to_string(),
+        ),
+    }
+}
+
+/// Starts a supervisor to adopt or revive `name`, and alerts.
+fn launch(
+    ws: &Workspace,
+    name: &str,
+    entry: &Entry,
+    seen: &state::Observed,
+    mode: Mode,
+    kind: Kind,
+    why: String,
+) -> Checked {
+    let old_pid = seen.state.as_ref().and_then(|s| s.pid);
+    let (verb, detail, pid) = match launch::spawn_supervisor(ws, name, mode) {
+        Ok(Ready::Started(pid)) if mode == Mode::Adopt => (
+            "adopted",
+            format!("{why}; a new supervisor watches pid {pid}"),
+            Some(pid),
+        ),
+        Ok(Ready::Started(pid)) => (
+            "revived",
+            format!("{why}; started again as pid {pid}"),
+            Some(pid),
+        ),
+        Ok(Ready::Already) => return Checked::Healthy,
+        Ok(Ready::Failed(reason)) => (
+            "start-failed",
+            format!("{why}; cannot start: {reason}"),
+            None,
+        ),
+        Err(e) => (
+            "start-failed",
+            format!("{why}; cannot start a supervisor: {e}"),
+            None,
+        ),
+    };
+    if pid.is_some() {
+        let a = Alert::new(
+            ws,
+            name,
+            kind,
+            format!("{name}: {detail}"),
+            old_pid.or(pid), // the process that died (or was adopted)
+            seen.state.as_ref().and_then(|s| s.last_exit.clone()),
+        );
+        alert::raise_and_wait(ws, &a, entry.alert_command.as_deref());
+    }
+    Checked::Acted(action(name, verb, detail, pid))
 }
 
 /// Seconds since the log of `name` last grew.

@@ -1,11 +1,13 @@
 //! `logs <name> [-n N] [-f]`.
 
+use super::output::Output;
 use crate::error::{Error, Result};
 use crate::logs;
 use crate::registry::Registry;
 use crate::workspace::Workspace;
 
-pub fn run(ws: &Workspace, name: &str, mut lines: usize, follow: bool) -> Result<i32> {
+/// Streams as it reads, so it prints itself instead of returning an output.
+pub fn run(ws: &Workspace, name: &str, mut lines: usize, follow: bool) -> Result<Output> {
     let path = ws.log_path(name);
     if !Registry::load(ws)?.contains(name) && !path.exists() {
         Registry::load(ws)?.require(name)?;
@@ -16,7 +18,7 @@ pub fn run(ws: &Workspace, name: &str, mut lines: usize, follow: bool) -> Result
             path.display()
         );
         if !follow {
-            return Ok(0);
+            return Ok(Output::nothing());
         }
         // Like `tail -F`: wait for it to appear.
         while !path.exists() {
@@ -27,9 +29,9 @@ pub fn run(ws: &Workspace, name: &str, mut lines: usize, follow: bool) -> Result
     }
     let stdout = std::io::stdout();
     match logs::print(&path, lines, follow, &mut stdout.lock()) {
-        Ok(()) => Ok(0),
+        Ok(()) => Ok(Output::nothing()),
         // The reader went away (`logs -f | head`): not our failure.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Output::nothing()),
         Err(e) => Err(Error::io("read", &path, e)),
     }
 }

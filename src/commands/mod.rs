@@ -4,17 +4,21 @@ mod cron;
 mod deregister;
 mod healthcheck;
 mod logs;
+pub mod output;
 mod register;
 mod start;
 mod status;
 mod stop;
+
+pub use output::{Output, print};
 
 use crate::cli::{Cli, Cmd};
 use crate::error::Result;
 use crate::registry::validate_name;
 use crate::workspace::Workspace;
 
-pub fn run(cli: Cli) -> Result<i32> {
+/// Runs a command and returns what it did; `print` shows it.
+pub fn run(cli: Cli) -> Result<Output> {
     // Names are checked before anything touches a path.
     let name = match &cli.command {
         Cmd::Register(a) => Some(&a.name),

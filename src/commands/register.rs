@@ -1,5 +1,6 @@
 //! `register` and `run`: define (or update) an entry; `run` also starts it.
 
+use super::output::Output;
 use crate::cli::{EntryOpts, RunArgs};
 use crate::cmdline;
 use crate::error::{Error, Result};
@@ -77,29 +78,36 @@ pub fn register(
     command: String,
     duration_min: Option<f64>,
     opts: &EntryOpts,
-) -> Result<i32> {
+) -> Result<Output> {
     let entry = build_entry(command, duration_min, opts)?;
     // Fields this version does not know survive a re-registration (see Registry::insert).
     let updated = Registry::update(ws, |reg| reg.insert(name, &entry))?;
-    if updated {
-        println!("updated {name}: {} ({})", entry.command, describe(&entry));
-        if state::supervisor_alive(ws, name) {
-            println!(
-                "it is running with the old settings; apply them with: process-guardian restart {name}"
-            );
-        }
-    } else {
-        println!(
-            "registered {name}: {} ({})",
-            entry.command,
-            describe(&entry)
-        );
-        println!("start it with: process-guardian start {name}");
+    let running = updated && state::supervisor_alive(ws, name);
+    let mut human = vec![format!(
+        "{} {name}: {} ({})",
+        if updated { "updated" } else { "registered" },
+        entry.command,
+        describe(&entry)
+    )];
+    if running {
+        human.push(format!(
+            "it is running with the old settings; apply them with: process-guardian restart {name}"
+        ));
+    } else if !updated {
+        human.push(format!("start it with: process-guardian start {name}"));
     }
-    Ok(0)
+    Ok(Output::new(
+        human,
+        serde_json::json!({
+            "name": name,
+            "result": if updated { "updated" } else { "registered" },
+            "entry": entry,
+            "running_with_old_definition": running,
+        }),
+    ))
 }
 
-pub fn run(ws: &Workspace, a: &RunArgs) -> Result<i32> {
+pub fn run(ws: &Workspace, a: &RunArgs) -> Result<Output> {
     let command = cmdline::join(&a.argv);
     let entry = build_entry(command, a.duration, &a.opts)?;
     Registry::update(ws, |reg| reg.insert(&a.name, &entry))?;

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::output::{self, Output, StartOutcome};
 use crate::error::{Error, Result};
 use crate::launch::{self, Mode, Ready};
 use crate::registry::Registry;
@@ -24,12 +25,12 @@ pub fn flag_secs(flag: &str, v: f64) -> Result<Duration> {
     crate::fsutil::secs(v).ok_or_else(|| Error::Invalid(format!("{flag}: {v} is not a duration")))
 }
 
-pub fn start(ws: &Workspace, name: &str, wait: Option<f64>) -> Result<i32> {
+pub fn start(ws: &Workspace, name: &str, wait: Option<f64>) -> Result<Output> {
     let wait = wait.map(|w| flag_secs("--wait", w)).transpose()?;
     let lock = state::lock_name(ws, name)?;
     let started = start_locked(ws, name)?;
     drop(lock);
-    finish_start(ws, name, started, wait)
+    Ok(finish_start(ws, name, started, wait)?.output())
 }
 
 /// What a start under the name's lock found or did.
@@ -64,41 +65,41 @@ pub fn start_locked(ws: &Workspace, name: &str) -> Result<Started> {
     Ok(Started::Spawned { mode, ready })
 }
 
-/// Says what the start did, and with `--wait`, watches it for that long.
+/// What the start did, and with `--wait`, whether it still runs after that long.
 pub fn finish_start(
     ws: &Workspace,
     name: &str,
     started: Started,
     wait: Option<Duration>,
-) -> Result<i32> {
+) -> Result<StartOutcome> {
+    let outcome = |result, pid, state| StartOutcome {
+        name: name.to_string(),
+        result,
+        pid,
+        state,
+        waited_s: None,
+    };
     let (mode, ready) = match started {
-        Started::Already { pid: Some(pid), .. } => {
-            println!("{name} is already running (pid {pid})");
-            return Ok(0);
-        }
-        Started::Already { pid: None, shown } => {
-            println!("{name} is already supervised ({shown})");
-            return Ok(0);
+        Started::Already { pid, shown } => {
+            return Ok(outcome("already-running", pid, Some(shown)));
         }
         Started::Spawned { mode, ready } => (mode, ready),
     };
     match ready {
         Ready::Started(pid) => {
-            if mode == Mode::Adopt {
-                println!("{name} was still running (pid {pid}); it is supervised again");
+            let result = if mode == Mode::Adopt {
+                "adopted"
             } else {
-                println!("started {name} (pid {pid})");
-            }
+                "started"
+            };
+            let mut out = outcome(result, Some(pid), None);
             if let Some(wait) = wait {
                 wait_alive(ws, name, pid, wait)?;
-                println!("{name} is still running after {} s", wait.as_secs_f64());
+                out.waited_s = Some(wait.as_secs_f64());
             }
-            Ok(0)
+            Ok(out)
         }
-        Ready::Already => {
-            println!("{name} is already running");
-            Ok(0)
-        }
+        Ready::Already => Ok(outcome("already-running", None, Some("running"))),
         Ready::Failed(reason) => Err(Error::Failed(format!(
             "{name} cannot start: {reason}\n  fix the command with `process-guardian register {name} ...`, then start it again; its log: {}",
             ws.log_path(name).display()
@@ -137,10 +138,11 @@ fn wait_alive(ws: &Workspace, name: &str, pid: i32, wait: Duration) -> Result<()
     }
 }
 
-pub fn restart(ws: &Workspace, name: &str) -> Result<i32> {
+pub fn restart(ws: &Workspace, name: &str) -> Result<Output> {
     let lock = state::lock_name(ws, name)?;
-    super::stop::stop_locked(ws, name, None)?;
+    let stopped = super::stop::stop_locked(ws, name, None)?;
     let started = start_locked(ws, name)?;
     drop(lock);
-    finish_start(ws, name, started, None)
+    let started = finish_start(ws, name, started, None)?;
+    Ok(output::both(name, &stopped, &started))
 }

@@ -1,9 +1,10 @@
 //! `status [name] [--json]`: a table for people, a JSON array for programs.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use serde::Serialize;
 
+use super::output::Output;
 use crate::error::Result;
 use crate::registry::{Entry, Registry};
 use crate::state::{self, Desired, ExitRecord, Observed, Shown};
@@ -98,7 +99,7 @@ fn frozen_message(seen: &Observed) -> Option<String> {
     ))
 }
 
-pub fn run(ws: &Workspace, name: Option<&str>, as_json: bool) -> Result<i32> {
+pub fn run(ws: &Workspace, name: Option<&str>, as_json: bool) -> Result<Output> {
     let registry = Registry::load(ws)?;
     let names: Vec<String> = match name {
         Some(n) => {
@@ -114,32 +115,25 @@ pub fn run(ws: &Workspace, name: Option<&str>, as_json: bool) -> Result<i32> {
             eprintln!("process-guardian: {n}: {why}");
         }
     }
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
     if as_json {
         let arr: Vec<Row> = rows.iter().map(|(n, e, s)| row(ws, n, e, s)).collect();
-        let mut buf = std::io::BufWriter::new(&mut out);
-        let _ = serde_json::to_writer_pretty(&mut buf, &arr);
-        let _ = writeln!(buf);
-        return Ok(0);
+        return Ok(Output::new(Vec::new(), &arr).json(true));
     }
     if registry.is_empty() {
-        let _ = writeln!(
-            out,
-            "no processes registered in {}\nadd one with: process-guardian register NAME 'COMMAND' [DURATION_MIN]",
-            registry.path().display()
-        );
-        return Ok(0);
+        return Ok(Output::human(vec![
+            format!("no processes registered in {}", registry.path().display()),
+            "add one with: process-guardian register NAME 'COMMAND' [DURATION_MIN]".into(),
+        ]));
     }
     let color = std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    print_table(&mut out, &rows, color);
+    let mut lines = table(&rows, color);
     for (n, _, seen) in &rows {
         if let Some(m) = frozen_message(seen) {
-            let _ = writeln!(out, "{n}: {m}");
+            lines.push(format!("{n}: {m}"));
         }
     }
-    Ok(0)
+    Ok(Output::human(lines))
 }
 
 /// Observes every process; a large registry is split across the cores, since
@@ -184,62 +178,59 @@ pub fn observe_all(
     })
 }
 
-fn print_table(out: &mut impl Write, rows: &[(String, Checked, Observed)], color: bool) {
-    let header = [
-        "NAME",
-        "STATE",
-        "PID",
-        "UPTIME",
-        "RESTARTS",
-        "LAST EXIT",
-        "DURATION",
-        "AUTO-RESTART",
-    ];
-    let cells: Vec<[String; 8]> = rows
-        .iter()
-        .map(|(name, entry, seen)| {
-            let st = seen.state.as_ref();
-            let running = seen.shown == Shown::Running;
-            let Ok(entry) = entry else {
-                let mut cells: [String; 8] = Default::default();
-                cells[0] = name.clone();
-                cells[1] = "invalid".into();
-                for c in &mut cells[2..] {
-                    *c = "-".into();
-                }
-                return cells;
-            };
-            [
-                name.clone(),
-                seen.shown.as_str().to_string(),
-                seen.pid()
-                    .filter(|_| running)
-                    .map_or("-".into(), |p| p.to_string()),
-                st.filter(|_| running)
-                    .and_then(|s| s.uptime_s())
-                    .map_or("-".into(), human_duration),
-                st.map_or(0, |s| s.restarts).to_string(),
-                st.and_then(|s| s.last_exit.as_ref())
-                    .map_or("-".into(), |e| {
-                        let ago = crate::fsutil::seconds_since(&e.at)
-                            .map(|s| format!(", {} ago", human_duration(s)))
-                            .unwrap_or_default();
-                        format!("{}{ago}", e.describe())
-                    }),
-                if entry.duration_min > 0.0 {
-                    format!("{} min", entry.duration_min)
-                } else {
-                    "-".into()
-                },
-                if entry.auto_restart {
-                    "yes".into()
-                } else {
-                    "no".into()
-                },
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
+const HEADER: [&str; 8] = [
+    "NAME",
+    "STATE",
+    "PID",
+    "UPTIME",
+    "RESTARTS",
+    "LAST EXIT",
+    "DURATION",
+    "AUTO-RESTART",
+];
+
+/// The table's cells for one process.
+fn cells(name: &str, entry: &Checked, seen: &Observed) -> [String; 8] {
+    let Ok(entry) = entry else {
+        let mut cells: [String; 8] = std::array::from_fn(|_| "-".to_string());
+        cells[0] = name.to_string();
+        cells[1] = "invalid".into();
+        return cells;
+    };
+    let st = seen.state.as_ref();
+    let running = seen.shown == Shown::Running;
+    let last_exit = st
+        .and_then(|s| s.last_exit.as_ref())
+        .map_or("-".into(), |e| {
+            let ago = crate::fsutil::seconds_since(&e.at)
+                .map(|s| format!(", {} ago", human_duration(s)))
+                .unwrap_or_default();
+            format!("{}{ago}", e.describe())
+        });
+    [
+        name.to_string(),
+        seen.shown.as_str().to_string(),
+        seen.pid()
+            .filter(|_| running)
+            .map_or("-".into(), |p| p.to_string()),
+        st.filter(|_| running)
+            .and_then(|s| s.uptime_s())
+            .map_or("-".into(), human_duration),
+        st.map_or(0, |s| s.restarts).to_string(),
+        last_exit,
+        if entry.duration_min > 0.0 {
+            format!("{} min", entry.duration_min)
+        } else {
+            "-".into()
+        },
+        if entry.auto_restart { "yes" } else { "no" }.into(),
+    ]
+}
+
+/// The table for people: aligned columns, the state painted when `color`.
+fn table(rows: &[(String, Checked, Observed)], color: bool) -> Vec<String> {
+    let cells: Vec<[String; 8]> = rows.iter().map(|(n, e, s)| cells(n, e, s)).collect();
+    let mut widths = HEADER.map(str::len);
     for row in &cells {
         for (w, c) in widths.iter_mut().zip(row) {
             *w = (*w).max(c.chars().count());
@@ -259,8 +250,8 @@ fn print_table(out: &mut impl Write, rows: &[(String, Checked, Observed)], color
         }
         s.trim_end().to_string()
     };
-    let head: Vec<String> = header.iter().map(|h| h.to_string()).collect();
-    let _ = writeln!(out, "{}", line(&head, None));
+    let head: Vec<String> = HEADER.iter().map(|h| h.to_string()).collect();
+    let mut out = vec![line(&head, None)];
     for (row, (_, entry, seen)) in cells.iter().zip(rows) {
         let paint = color.then_some(match seen.shown {
             _ if entry.is_err() => "31",
@@ -269,8 +260,9 @@ fn print_table(out: &mut impl Write, rows: &[(String, Checked, Observed)], color
             Shown::Dead | Shown::Failed => "31",
             _ => "2",
         });
-        let _ = writeln!(out, "{}", line(row, paint));
+        out.push(line(row, paint));
     }
+    out
 }
 
 /// 75 → `1m15s`, 7380 → `2h03m`.

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::output::{Output, StopOutcome};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Durability};
 use crate::proc::{self, PidFd, Signal};
@@ -13,18 +14,16 @@ use crate::workspace::Workspace;
 /// Extra time the supervisor gets beyond the stop timeout to finish its report.
 const SUPERVISOR_GRACE: Duration = Duration::from_secs(5);
 
-pub fn run(ws: &Workspace, name: &str, timeout: Option<f64>) -> Result<i32> {
+pub fn run(ws: &Workspace, name: &str, timeout: Option<f64>) -> Result<Output> {
     let timeout = timeout
         .map(|t| super::start::flag_secs("--timeout", t))
         .transpose()?;
     let _lock = state::lock_name(ws, name)?;
-    stop_locked(ws, name, timeout)?;
-    Ok(0)
+    Ok(stop_locked(ws, name, timeout)?.output())
 }
 
-/// Stops `name` and prints what happened; returns whether anything was
-/// running. The caller holds the name's lock.
-pub fn stop_locked(ws: &Workspace, name: &str, timeout: Option<Duration>) -> Result<bool> {
+/// Stops `name`; says what happened. The caller holds the name's lock.
+pub fn stop_locked(ws: &Workspace, name: &str, timeout: Option<Duration>) -> Result<StopOutcome> {
     let entry = Registry::load(ws)?.require(name)?;
     stop_with(ws, name, timeout, &entry)
 }
@@ -36,7 +35,7 @@ pub fn stop_with(
     name: &str,
     timeout: Option<Duration>,
     entry: &Entry,
-) -> Result<bool> {
+) -> Result<StopOutcome> {
     let entry = entry.clone();
     let seen = state::observe(ws, name)?;
     let timeout = timeout.unwrap_or_else(|| entry.stop_timeout());
@@ -47,14 +46,13 @@ pub fn stop_with(
         && stop_through_supervisor(ws, name, st, timeout)?
     {
         let after = RunState::load(ws, name)?.unwrap_or_default();
-        report(
+        return Ok(outcome(
             name,
             st.pid.filter(|_| seen.command_alive),
-            after.stopped_by.as_deref(),
+            after.stopped_by,
             &entry,
             began,
-        );
-        return Ok(true);
+        ));
     }
     let mut st = seen.state.clone().unwrap_or_default();
     if seen.command_alive {
@@ -66,8 +64,7 @@ pub fn stop_with(
         st.desired = Desired::Stopped;
         st.save(ws, name)
             .map_err(|e| Error::io("write", ws.run_file(name, ".json"), e))?;
-        report(name, seen.pid(), Some(&by), &entry, began);
-        return Ok(true);
+        return Ok(outcome(name, seen.pid(), Some(by), &entry, began));
     }
     if seen.state.is_some() {
         if matches!(st.phase, Phase::Running | Phase::Backoff | Phase::Failed) {
@@ -78,8 +75,9 @@ pub fn stop_with(
         st.save(ws, name)
             .map_err(|e| Error::io("write", ws.run_file(name, ".json"), e))?;
     }
-    println!("{name} is not running (nothing to stop)");
-    Ok(false)
+    let mut out = outcome(name, None, None, &entry, began);
+    out.stopped = false;
+    Ok(out)
 }
 
 /// Asks the supervisor to stop (SIGTERM) and waits for it to finish; `false`
@@ -170,15 +168,19 @@ fn stop_group_directly(st: &RunState, entry: &Entry, timeout: Duration) -> Resul
     Ok(by)
 }
 
-fn report(name: &str, pid: Option<i32>, by: Option<&str>, entry: &Entry, began: Instant) {
-    let took = began.elapsed().as_secs_f64();
-    let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
-    match by {
-        Some("KILL") if entry.stop_signal().0 != Signal::KILL => println!(
-            "stopped {name}{who}: it ignored {} for {took:.1} s, so it was killed with SIGKILL",
-            entry.stop_signal()
-        ),
-        Some(sig) => println!("stopped {name}{who}: ended by SIG{sig} after {took:.1} s"),
-        None => println!("stopped {name}{who}"),
+fn outcome(
+    name: &str,
+    pid: Option<i32>,
+    by: Option<String>,
+    entry: &Entry,
+    began: Instant,
+) -> StopOutcome {
+    StopOutcome {
+        name: name.to_string(),
+        stopped: true,
+        pid,
+        ended_by: by,
+        took_s: (began.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        stop_signal: entry.stop_signal().to_string(),
     }
 }
