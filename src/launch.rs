@@ -322,6 +322,8 @@ struct SpawnPlan {
 }
 
 impl SpawnPlan {
+    /// Longer than most functions: every libc call of the plan sits in the
+    /// one unsafe block below, so that its safety argument is made once.
     fn new(stdin: Option<i32>, out: i32, cwd: &CString) -> std::io::Result<SpawnPlan> {
         let check = |r: i32| {
             if r == 0 {

@@ -227,9 +227,9 @@ fn fifty_setsid_grandchildren_die_with_stop(command: &str) {
         .lines()
         .map(|l| l.trim().parse().unwrap())
         .collect();
-    assert!(wait_until(Duration::from_secs(5), || kids.iter().all(
-        |k| { stat(*k).is_some_and(|(_, _, _, session)| session == *k) }
-    )));
+    assert!(wait_until(Duration::from_secs(5), || kids
+        .iter()
+        .all(|k| { stat(*k).is_some_and(|s| s.session == *k) })));
     env.ok(&["stop", "scatter"]);
     let left: Vec<i32> = kids.iter().copied().filter(|k| alive(*k)).collect();
     assert!(

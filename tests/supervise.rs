@@ -36,10 +36,14 @@ fn survives_the_death_of_the_launching_session() {
     .unwrap();
     assert_eq!(line.trim(), "started");
     let launcher_pid = launcher.id() as i32;
-    let (_, _, launcher_pgid, launcher_sid) = stat(launcher_pid).unwrap();
+    let Stat {
+        pgrp: launcher_pgid,
+        session: launcher_sid,
+        ..
+    } = stat(launcher_pid).unwrap();
     let cmd_pid = env.pid_of("keeper").expect("running");
     let sup = env.supervisor_pid("keeper");
-    let (_, _, _, sup_sid) = stat(sup).unwrap();
+    let sup_sid = stat(sup).unwrap().session;
     assert_ne!(sup_sid, launcher_sid, "the supervisor has its own session");
     assert_ne!(sup_sid, sup, "the supervisor is not a session leader");
     for sig in ["HUP", "TERM", "KILL"] {
@@ -135,7 +139,7 @@ fn stop_kills_a_group_that_ignores_term() {
         "trap '' TERM; sleep 1000 & sleep 1000 & wait",
         &["--stop-timeout", "1"],
     );
-    let (_, _, pgid, _) = stat(leader).unwrap();
+    let pgid = stat(leader).unwrap().pgrp;
     assert!(wait_until(Duration::from_secs(2), || group_members(pgid)
         .len()
         >= 3));
@@ -169,7 +173,7 @@ fn group_members(pgid: i32) -> Vec<i32> {
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
-        .filter(|&p| alive(p) && stat(p).is_some_and(|s| s.2 == pgid))
+        .filter(|&p| alive(p) && stat(p).is_some_and(|s| s.pgrp == pgid))
         .collect()
 }
 
@@ -254,7 +258,7 @@ fn orphans_are_reaped_by_the_supervisor() {
         orphan.is_some()
     }));
     let orphan = orphan.unwrap();
-    assert_eq!(stat(orphan).unwrap().1, sup);
+    assert_eq!(stat(orphan).unwrap().ppid, sup);
     // Once it exits, it is reaped at once: no zombie lingers.
     assert!(
         wait_until(Duration::from_secs(4), || stat(orphan).is_none()),

@@ -406,7 +406,7 @@ fn torture() {
     let zombies_gone = wait_until(Duration::from_secs(10), || {
         supervisors_seen
             .iter()
-            .all(|p| stat(*p).is_none_or(|s| s.1 != 1 || s.0 != 'Z'))
+            .all(|p| stat(*p).is_none_or(|s| s.ppid != 1 || s.state != b'Z'))
     });
     if !zombies_gone {
         violations.push("zombie supervisors left unreaped".into());

@@ -189,7 +189,8 @@ enum Plan {
     Launch(Mode, Kind, String),
 }
 
-/// What to do about a decision taken under the lock.
+/// What to do about a decision taken under the lock: one arm per `Heal`,
+/// kept together as the table it is (hence its length).
 fn plan(
     name: &str,
     entry: &Entry,

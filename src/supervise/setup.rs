@@ -63,22 +63,7 @@ pub fn init(args: &Args, ready: &mut Option<File>) -> Result<Option<Supervisor>,
     let _ = std::env::set_current_dir("/");
 
     let previous = RunState::load(&ws, &name).ok().flatten();
-    let me = rustix::process::getpid().as_raw_nonzero().get();
-    let state = RunState {
-        desired: Desired::Running,
-        phase: Phase::Running,
-        boot_id: proc::boot_id().to_string(),
-        supervisor_pid: Some(me),
-        supervisor_start: proc::stat(me).map(|s| s.start_time),
-        ..RunState::default()
-    };
-    let mut status = Status::default();
-    if let Some(prev) = &previous
-        && !matches!(args.mode, Mode::Fresh | Mode::Retry)
-    {
-        status.restarts = prev.restarts;
-        status.last_exit = prev.last_exit.clone();
-    }
+    let (state, status) = first_state(args.mode, previous.as_ref());
     let spawner = build_spawner(&ws, &name, &entry, args.mode);
     let now = Instant::now();
     let rules = Rules {
@@ -112,6 +97,28 @@ pub fn init(args: &Args, ready: &mut Option<File>) -> Result<Option<Supervisor>,
     Ok(Some(sup))
 }
 
+/// This supervisor's state file to begin with, and the counters it goes
+/// on from: a start by the user resets them, a revival or adoption does not.
+fn first_state(mode: Mode, previous: Option<&RunState>) -> (RunState, Status) {
+    let me = rustix::process::getpid().as_raw_nonzero().get();
+    let state = RunState {
+        desired: Desired::Running,
+        phase: Phase::Running,
+        boot_id: proc::boot_id().to_string(),
+        supervisor_pid: Some(me),
+        supervisor_start: proc::stat(me).map(|s| s.start_time),
+        ..RunState::default()
+    };
+    let mut status = Status::default();
+    if let Some(prev) = previous
+        && !matches!(mode, Mode::Fresh | Mode::Retry)
+    {
+        status.restarts = prev.restarts;
+        status.last_exit = prev.last_exit.clone();
+    }
+    (state, status)
+}
+
 impl Supervisor {
     /// Adopts the surviving command, or starts one; reports either way.
     fn begin(&mut self, mode: Mode, previous: Option<RunState>, ready: &mut Option<File>) {
@@ -131,17 +138,8 @@ impl Supervisor {
         if matches!(mode, Mode::Adopt | Mode::Revive) {
             self.machine.status.restarts = self.machine.status.restarts.saturating_add(1);
         }
-        // Whatever is left of the previous command's group (its leader died
-        // unsupervised) goes before a new copy starts beside it.
-        if let Some(prev) = &previous
-            && let (Some(pid), Some(start)) = (prev.pid, prev.pid_start)
-        {
-            let n = proc::kill_leftover_group(pid, start, &prev.boot_id);
-            if n > 0 {
-                self.lifecycle(&format!(
-                    "killed {n} process(es) left of the previous command's group {pid}"
-                ));
-            }
+        if let Some(prev) = &previous {
+            self.kill_previous_group(prev);
         }
         self.lifecycle(&format!("starting: {}", self.entry.command));
         match self.spawn() {
@@ -175,6 +173,19 @@ impl Supervisor {
                 super::report(ready, &Ready::Failed(reason.clone()));
                 let msg = format!("{} cannot start: {reason}", self.name);
                 self.alert(Kind::StartFailed, msg, None, None);
+            }
+        }
+    }
+
+    /// Whatever is left of the previous command's group (its leader died
+    /// unsupervised) goes before a new copy starts beside it.
+    fn kill_previous_group(&mut self, prev: &RunState) {
+        if let (Some(pid), Some(start)) = (prev.pid, prev.pid_start) {
+            let n = proc::kill_leftover_group(pid, start, &prev.boot_id);
+            if n > 0 {
+                self.lifecycle(&format!(
+                    "killed {n} process(es) left of the previous command's group {pid}"
+                ));
             }
         }
     }

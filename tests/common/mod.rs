@@ -201,30 +201,12 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Alive and not a zombie.
-pub fn alive(pid: i32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => {
-            let state = s
-                .rsplit_once(')')
-                .and_then(|(_, r)| r.trim_start().chars().next());
-            !matches!(state, Some('Z') | Some('X') | None)
-        }
-        Err(_) => false,
-    }
-}
+#[allow(unused_imports)]
+pub use process_guardian::proc::{Stat, stat};
 
-/// Fields of /proc/<pid>/stat after the name: (state, ppid, pgid, session).
-pub fn stat(pid: i32) -> Option<(char, i32, i32, i32)> {
-    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = s.rsplit_once(')')?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some((
-        f[0].chars().next()?,
-        f[1].parse().ok()?,
-        f[2].parse().ok()?,
-        f[3].parse().ok()?,
-    ))
+/// Alive and not a zombie, as the binary itself judges it.
+pub fn alive(pid: i32) -> bool {
+    stat(pid).is_some_and(|s| !s.is_dead())
 }
 
 pub fn kill(pid: i32, sig: &str) {
