@@ -78,16 +78,42 @@ impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
         self,
         mut map: A,
     ) -> std::result::Result<Self, A::Error> {
-        let mut seen = std::collections::HashSet::new();
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if !seen.insert(key.to_string()) {
+        // Keys borrowed from the text where they can be, compared in a
+        // list: objects here are small, and this pass runs on every load.
+        let mut seen: Vec<Key<'de>> = Vec::new();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            if seen.iter().any(|k| k.0 == key.0) {
                 return Err(serde::de::Error::custom(format!(
-                    "the key {key:?} appears twice in one object"
+                    "the key {:?} appears twice in one object",
+                    key.0
                 )));
             }
+            seen.push(key);
             map.next_value::<NoDuplicateKeys>()?;
         }
         Ok(self)
+    }
+}
+
+/// An object key, borrowed from the text unless it holds escapes.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 

@@ -122,6 +122,13 @@ fn first_state(mode: Mode, previous: Option<&RunState>) -> (RunState, Status) {
 impl Supervisor {
     /// Adopts the surviving command, or starts one; reports either way.
     fn begin(&mut self, mode: Mode, previous: Option<RunState>, ready: &mut Option<File>) {
+        self.start_or_adopt(mode, previous, ready);
+        if mode == Mode::Fresh {
+            save_env(&self.ws, &self.name);
+        }
+    }
+
+    fn start_or_adopt(&mut self, mode: Mode, previous: Option<RunState>, ready: &mut Option<File>) {
         let mut lost = None;
         if mode == Mode::Adopt {
             if let Some(pid) = previous.as_ref().and_then(|p| self.adopt(p)) {
@@ -278,12 +285,24 @@ fn command_env(ws: &Workspace, name: &str, mode: Mode) -> BTreeMap<String, Strin
             )
         })
         .collect();
-    if mode == Mode::Fresh
-        && let Ok(bytes) = serde_json::to_vec(&env)
-    {
+    env
+}
+
+/// Keeps the caller's environment for later revivals (after `start` has
+/// heard back: it is not on the way to the report).
+fn save_env(ws: &Workspace, name: &str) {
+    let env: BTreeMap<String, String> = std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    if let Ok(bytes) = serde_json::to_vec(&env) {
+        let path = ws.run_file(name, ".env");
         let _ = fsutil::write_atomic(&path, &bytes, 0o600, fsutil::Durability::Renamed);
     }
-    env
 }
 
 /// The command as the supervisor runs it: its argv (exec'd directly, or
