@@ -44,9 +44,15 @@ else
 fi
 
 if [ "$uninstall" = 1 ]; then
-    if [ -x "$bin" ]; then
+    units="${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user"
+    if [ -e "$units/process-guardian-healthcheck.timer" ]; then
+        systemctl --user disable --now process-guardian-healthcheck.timer >/dev/null 2>&1 || true
+        rm -f "$units/process-guardian-healthcheck.timer" "$units/process-guardian-healthcheck.service"
+        echo "removed the systemd user timer"
+    fi
+    if [ -x "$bin" ] && command -v crontab >/dev/null 2>&1; then
         "$bin" --workspace "$workspace" cron uninstall
-    elif command -v process-guardian >/dev/null 2>&1; then
+    elif command -v process-guardian >/dev/null 2>&1 && command -v crontab >/dev/null 2>&1; then
         process-guardian --workspace "$workspace" cron uninstall
     fi
     if [ "$remove_binary" = 1 ] && [ -e "$bin" ]; then
@@ -58,10 +64,6 @@ fi
 
 if ! command -v cargo >/dev/null 2>&1; then
     echo "install.sh: cargo not found; install the Rust toolchain first (https://rustup.rs)" >&2
-    exit 1
-fi
-if ! command -v crontab >/dev/null 2>&1; then
-    echo "install.sh: crontab not found; install cron (Debian/Ubuntu: apt-get install cron)" >&2
     exit 1
 fi
 
@@ -79,7 +81,54 @@ if [ ! -e "$registry" ]; then
     echo "created $registry"
 fi
 
-"$bin" --workspace "$workspace" cron install
+# The backstop that revives what died while no supervisor lived (reboot,
+# every supervisor killed): cron where a daemon runs, else a systemd user
+# timer, else none, said plainly. The binary works either way, and the
+# warden revives what dies while any supervisor lives.
+cron_running() {
+    local c
+    for c in /proc/[0-9]*/comm; do
+        case "$(cat "$c" 2>/dev/null)" in cron|crond) return 0 ;; esac
+    done
+    return 1
+}
+user_timer() {
+    local units="${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user"
+    mkdir -p "$units"
+    cat > "$units/process-guardian-healthcheck.service" <<UNIT
+[Unit]
+Description=process-guardian healthcheck of $workspace
+
+[Service]
+Type=oneshot
+ExecStart="$bin" --workspace "$workspace" healthcheck
+StandardOutput=append:$workspace/.process-guardian/logs/healthcheck.log
+StandardError=append:$workspace/.process-guardian/logs/healthcheck.log
+UNIT
+    cat > "$units/process-guardian-healthcheck.timer" <<UNIT
+[Unit]
+Description=process-guardian healthcheck every 5 minutes and at login
+
+[Timer]
+OnStartupSec=30s
+OnUnitActiveSec=5min
+
+[Install]
+WantedBy=timers.target
+UNIT
+    systemctl --user daemon-reload && systemctl --user enable --now process-guardian-healthcheck.timer >/dev/null
+}
+missing=""
+if command -v crontab >/dev/null 2>&1 && cron_running; then
+    "$bin" --workspace "$workspace" cron install
+elif command -v systemctl >/dev/null 2>&1 && systemctl --user show-environment >/dev/null 2>&1 && user_timer; then
+    echo "installed the systemd user timer process-guardian-healthcheck.timer (every 5 minutes and at login)"
+elif command -v crontab >/dev/null 2>&1; then
+    "$bin" --workspace "$workspace" cron install
+    missing="no cron daemon is running, so the healthcheck lines will not run. Fix: start it: cron   (or: service cron start)"
+else
+    missing="no cron (crontab not found) and no systemd user manager, so nothing runs the healthcheck after a reboot. Fix: apt-get install -y cron && cron && process-guardian --workspace $workspace cron install"
+fi
 
 cat <<TXT
 
@@ -93,6 +142,12 @@ workspace: $workspace
 
 Alerts land in ${PROCESS_GUARDIAN_ALERT_DIR:-/tmp}/process_monitor_alert.flag and .txt.
 TXT
+if [ -n "$missing" ]; then
+    echo
+    echo "warning: $missing"
+    echo "Until then the warden (inside the supervisors) revives what dies while any supervisor lives;"
+    echo "process-guardian doctor says what is missing."
+fi
 case ":$PATH:" in
     *":$(dirname "$bin"):"*) ;;
     *) echo "note: $(dirname "$bin") is not on your PATH; add it, or call $bin directly." ;;

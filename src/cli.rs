@@ -77,6 +77,14 @@ pub enum Cmd {
     Healthcheck {
         #[arg(long)]
         json: bool,
+        /// Look at this one name only (what the warden runs for a lost supervisor)
+        #[arg(long, value_name = "NAME")]
+        only: Option<String>,
+    },
+    /// Check what the safety net needs (cron or the user timer, the last healthcheck, logout, alert files)
+    Doctor {
+        #[arg(long)]
+        json: bool,
     },
     /// Print the last lines of a process's log, or follow it
     Logs {

@@ -162,6 +162,12 @@ pub fn children_of(pid: i32) -> Vec<i32> {
     out
 }
 
+/// Whether `pid` is a process-guardian supervisor (`… supervise NAME …`).
+pub fn is_supervisor(pid: i32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| c.split(|&b| b == 0).nth(1) == Some(b"supervise"))
+}
+
 /// Every live descendant of `roots` (the roots excluded), with its parent,
 /// leaving out the subtrees of `prune`. Zombies are dead and left out.
 pub fn descendants(roots: &[i32], prune: &[i32]) -> Vec<(i32, i32)> {

@@ -111,6 +111,9 @@ pub struct RunState {
     pub failed_at: Option<String>,
     pub stopped_by: Option<String>,
     pub message: Option<String>,
+    /// The entry the command was started with, as the supervisor read it:
+    /// `status` compares it with the registry (`config_changed`).
+    pub definition: Option<crate::registry::Entry>,
     /// Written when the state last changed.
     pub updated_at: Option<String>,
 }

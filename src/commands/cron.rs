@@ -123,6 +123,30 @@ fn without_ours(current: &str, marker: &str) -> String {
     kept
 }
 
+/// Whether a cron daemon runs on this machine (`cron`, `crond`, busybox's `crond`).
+pub fn cron_daemon_running() -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        e.file_name()
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            && std::fs::read_to_string(e.path().join("comm"))
+                .is_ok_and(|c| matches!(c.trim(), "cron" | "crond"))
+    })
+}
+
+/// This workspace's lines in the user's crontab.
+pub fn installed_lines(ws: &Workspace) -> Result<Vec<String>> {
+    let m = marker(ws);
+    Ok(read_crontab()?
+        .lines()
+        .filter(|l| l.ends_with(&m))
+        .map(str::to_string)
+        .collect())
+}
+
 pub fn run(ws: &Workspace, action: CronAction) -> Result<Output> {
     let m = marker(ws);
     let current = read_crontab()?;
@@ -161,6 +185,11 @@ pub fn run(ws: &Workspace, action: CronAction) -> Result<Output> {
                 "the healthcheck lines are already installed:".to_string()
             }];
             human.extend(lines.iter().map(|l| format!("  {l}")));
+            if !cron_daemon_running() {
+                human.push(
+                    "warning: no cron daemon is running, so these lines will not run: start it (cron, or: service cron start); meanwhile the warden revives what dies while any supervisor lives".into(),
+                );
+            }
             ("install", lines, changed, human)
         }
         CronAction::Uninstall => {

@@ -39,13 +39,24 @@ struct Action {
     pid: Option<i32>,
 }
 
-pub fn run(ws: &Workspace, as_json: bool) -> Result<Output> {
+pub fn run(ws: &Workspace, as_json: bool, only: Option<&str>) -> Result<Output> {
     let registry = Registry::load(ws)?;
     ws.ensure_dirs()?;
+    if let Some(name) = only {
+        registry.require(name)?;
+    } else {
+        // When the last full healthcheck ran, for `doctor`.
+        let _ = fsutil::write_atomic(
+            &ws.state_dir().join("healthcheck.stamp"),
+            fsutil::now_rfc3339().as_bytes(),
+            0o600,
+            fsutil::Durability::Renamed,
+        );
+    }
     let mut actions: Vec<Action> = Vec::new();
     let mut healthy = 0usize;
     let mut to_drop = Vec::new();
-    for name in registry.names() {
+    for name in registry.names().filter(|n| only.is_none_or(|o| o == *n)) {
         match registry.get(name) {
             Ok(Some(entry)) => match check(ws, name, &entry)? {
                 Checked::Healthy => healthy += 1,
@@ -67,7 +78,11 @@ pub fn run(ws: &Workspace, as_json: bool) -> Result<Output> {
             actions.push(action(name, "dropped", detail, None));
         }
     }
-    let removed = remove_orphan_state(ws)?;
+    let removed = if only.is_none() {
+        remove_orphan_state(ws)?
+    } else {
+        Vec::new()
+    };
     let warnings: Vec<String> = alert::alert_dir_problem(ws).into_iter().collect();
     let unhealthy = actions.iter().any(|a| a.action != "dropped");
     let registry = Registry::load(ws)?;

@@ -2,6 +2,7 @@
 
 mod cron;
 mod deregister;
+mod doctor;
 mod healthcheck;
 mod logs;
 pub mod output;
@@ -29,7 +30,8 @@ pub fn run(cli: Cli) -> Result<Output> {
         | Cmd::Restart { name }
         | Cmd::Logs { name, .. } => Some(name),
         Cmd::Status { name, .. } => name.as_ref(),
-        Cmd::Healthcheck { .. } | Cmd::Cron { .. } => None,
+        Cmd::Healthcheck { only, .. } => only.as_ref(),
+        Cmd::Cron { .. } | Cmd::Doctor { .. } => None,
     };
     if let Some(name) = name {
         validate_name(name)?;
@@ -43,12 +45,13 @@ pub fn run(cli: Cli) -> Result<Output> {
         Cmd::Stop { name, timeout } => stop::run(&ws, &name, timeout),
         Cmd::Restart { name } => start::restart(&ws, &name),
         Cmd::Status { name, json } => status::run(&ws, name.as_deref(), json),
-        Cmd::Healthcheck { json } => healthcheck::run(&ws, json),
+        Cmd::Healthcheck { json, only } => healthcheck::run(&ws, json, only.as_deref()),
         Cmd::Logs {
             name,
             lines,
             follow,
         } => logs::run(&ws, &name, lines, follow),
         Cmd::Cron { action } => cron::run(&ws, action),
+        Cmd::Doctor { json } => doctor::run(&ws, json),
     }
 }

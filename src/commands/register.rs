@@ -1,10 +1,11 @@
 //! `register` and `run`: define (or update) an entry; `run` also starts it.
 
 use super::output::Output;
+use super::start;
 use crate::cli::{EntryOpts, RunArgs};
 use crate::cmdline;
 use crate::error::{Error, Result};
-use crate::registry::{Entry, Registry, parse_env_pair};
+use crate::registry::{self, Entry, Registry, parse_env_pair};
 use crate::state;
 use crate::workspace::Workspace;
 
@@ -82,18 +83,27 @@ pub fn register(
     let entry = build_entry(command, duration_min, opts)?;
     // Fields this version does not know survive a re-registration (see Registry::insert).
     let updated = Registry::update(ws, |reg| reg.insert(name, &entry))?;
-    let running = updated && state::supervisor_alive(ws, name);
+    let seen = state::observe(ws, name)?;
+    let running = seen
+        .state
+        .as_ref()
+        .and_then(|s| s.definition.as_ref())
+        .filter(|_| seen.supervisor_alive);
+    let stale = running
+        .map(|def| registry::changes(def, &entry))
+        .unwrap_or_default();
     let mut human = vec![format!(
         "{} {name}: {} ({})",
         if updated { "updated" } else { "registered" },
         entry.command,
         describe(&entry)
     )];
-    if running {
+    if !stale.is_empty() {
         human.push(format!(
-            "it is running with the old settings; apply them with: process-guardian restart {name}"
+            "it keeps running with its old definition ({}) until: process-guardian restart {name}",
+            stale.join("; ")
         ));
-    } else if !updated {
+    } else if running.is_none() && !seen.supervisor_alive {
         human.push(format!("start it with: process-guardian start {name}"));
     }
     Ok(Output::new(
@@ -102,14 +112,62 @@ pub fn register(
             "name": name,
             "result": if updated { "updated" } else { "registered" },
             "entry": entry,
-            "running_with_old_definition": running,
+            "config_changed": !stale.is_empty(),
+            "changes": stale,
         }),
     ))
 }
 
+/// `run`: declares what should run. Not running: register and start it.
+/// Running with the same definition: nothing to do. Running with another:
+/// the registry is updated and the process restarted, saying what changed.
 pub fn run(ws: &Workspace, a: &RunArgs) -> Result<Output> {
     let command = cmdline::join(&a.argv);
     let entry = build_entry(command, a.duration, &a.opts)?;
-    Registry::update(ws, |reg| reg.insert(&a.name, &entry))?;
-    super::start::start(ws, &a.name, None)
+    let name = a.name.as_str();
+    let lock = state::lock_name(ws, name)?;
+    let before = Registry::load(ws)?.get(name).ok().flatten();
+    Registry::update(ws, |reg| reg.insert(name, &entry))?;
+    let seen = state::observe(ws, name)?;
+    if !seen.supervisor_alive {
+        let started = start::start_locked(ws, name)?;
+        drop(lock);
+        return Ok(start::finish_start(ws, name, started, None)?.output());
+    }
+    let running = seen
+        .state
+        .as_ref()
+        .and_then(|s| s.definition.clone())
+        .or(before);
+    let changed = match &running {
+        Some(def) => registry::changes(def, &entry),
+        None => vec!["definition: unknown → as given".to_string()],
+    };
+    if changed.is_empty() {
+        let started = start::Started::Already {
+            pid: seen.pid(),
+            shown: seen.shown.as_str(),
+        };
+        drop(lock);
+        return Ok(start::finish_start(ws, name, started, None)?.output());
+    }
+    let stopped = super::stop::stop_locked(ws, name, None)?;
+    let started = start::start_locked(ws, name)?;
+    drop(lock);
+    let started = start::finish_start(ws, name, started, None)?;
+    let mut out = super::output::both(name, &stopped, &started);
+    let mut human = vec![format!(
+        "{name}: its definition changed, so it was restarted:"
+    )];
+    human.extend(changed.iter().map(|c| format!("  {c}")));
+    human.append(&mut out.human);
+    out.human = human;
+    out.json = serde_json::to_string_pretty(&serde_json::json!({
+        "name": name,
+        "changes": changed,
+        "stop": stopped,
+        "start": started,
+    }))
+    .unwrap_or_default();
+    Ok(out)
 }

@@ -31,6 +31,19 @@ pub struct Row<'a> {
     next_start_at: Option<&'a str>,
     stopped_by: Option<&'a str>,
     message: Option<String>,
+    /// Running with a definition other than the registry's (see `restart`).
+    config_changed: bool,
+}
+
+/// Whether a running process was started with a definition other than
+/// the registry's entry now.
+pub fn config_changed(entry: &Entry, seen: &Observed) -> bool {
+    seen.supervisor_alive
+        && seen
+            .state
+            .as_ref()
+            .and_then(|s| s.definition.as_ref())
+            .is_some_and(|d| d != entry)
 }
 
 /// An entry as status reads it: valid, or the reason it is not.
@@ -85,6 +98,7 @@ pub fn row<'a>(ws: &Workspace, name: &'a str, entry: &'a Checked, seen: &'a Obse
             .map(str::to_string)
             .or_else(|| frozen_message(seen))
             .or_else(|| st.and_then(|s| s.message.clone())),
+        config_changed: invalid.is_none() && config_changed(entry, seen),
     }
 }
 
@@ -128,6 +142,15 @@ pub fn run(ws: &Workspace, name: Option<&str>, as_json: bool) -> Result<Output> 
     let color = std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut lines = table(&rows, color);
+    if rows
+        .iter()
+        .any(|(_, e, s)| e.as_ref().is_ok_and(|e| config_changed(e, s)))
+    {
+        lines.push(
+            "* runs an older definition than the registry's: apply it with process-guardian restart NAME"
+                .into(),
+        );
+    }
     for (n, _, seen) in &rows {
         if let Some(m) = frozen_message(seen) {
             lines.push(format!("{n}: {m}"));
@@ -213,9 +236,10 @@ fn cells(name: &str, entry: &Checked, seen: &Observed) -> [String; 8] {
                 .unwrap_or_default();
             format!("{}{ago}", e.describe())
         });
+    let marker = if config_changed(entry, seen) { "*" } else { "" };
     [
         name.to_string(),
-        seen.shown.as_str().to_string(),
+        format!("{}{marker}", seen.shown.as_str()),
         seen.pid()
             .filter(|_| running)
             .map_or("-".into(), |p| p.to_string()),

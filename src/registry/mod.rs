@@ -196,6 +196,26 @@ impl Registry {
     }
 }
 
+/// What differs from `old` to `new`, one line a field in the registry's
+/// order: `command: 'sleep 301' → 'sleep 402'`.
+pub fn changes(old: &Entry, new: &Entry) -> Vec<String> {
+    let (Ok(Value::Object(a)), Ok(Value::Object(b))) =
+        (serde_json::to_value(old), serde_json::to_value(new))
+    else {
+        return Vec::new();
+    };
+    let show = |v: Option<&Value>| match v {
+        None => "(none)".to_string(),
+        Some(Value::String(s)) => format!("'{s}'"),
+        Some(v) => v.to_string(),
+    };
+    known_fields()
+        .iter()
+        .filter(|k| a.get(**k) != b.get(**k))
+        .map(|k| format!("{k}: {} → {}", show(a.get(*k)), show(b.get(*k))))
+        .collect()
+}
+
 /// Which known field of an entry does not deserialize, and its value: serde
 /// names the problem ("invalid number") but not the field.
 fn field_error(v: &Value) -> Option<String> {
@@ -406,6 +426,21 @@ mod tests {
         assert!(parse_env_pair("A=b=c").unwrap() == ("A".into(), "b=c".into()));
         assert!(parse_env_pair("novalue").is_err());
         assert!(parse_env_pair("1A=x").is_err());
+    }
+
+    #[test]
+    fn changes_name_each_field_that_differs() {
+        let a = Entry::new("sleep 301".into());
+        let mut b = Entry::new("sleep 402".into());
+        assert_eq!(changes(&a, &a), Vec::<String>::new());
+        assert_eq!(changes(&a, &b), vec!["command: 'sleep 301' → 'sleep 402'"]);
+        b.stop_timeout_s = Some(3.0);
+        assert_eq!(
+            changes(&a, &b)[1],
+            "stop_timeout_s: (none) → 3",
+            "{:?}",
+            changes(&a, &b)
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod hooks;
 pub mod machine;
 mod setup;
 mod tree;
+mod warden;
 mod watch;
 
 use std::fs::File;
@@ -118,6 +119,8 @@ pub(crate) struct Supervisor {
     log: watch::LogWatch,
     registry: watch::RegistryWatch,
     hooks: hooks::Hooks,
+    /// The safety net without cron, active while this supervisor holds the warden lock.
+    warden: warden::Warden,
     sigfd: SignalFd,
     /// The command's pid while it lives, and its pidfd when it is adopted.
     command: Option<(i32, Option<PidFd>)>,
@@ -146,7 +149,7 @@ impl Supervisor {
                 self.lifecycle(&line);
             }
             let alive = if self.machine.is_stopping() {
-                tree::live(self.root, &self.hooks.pids()).len()
+                tree::live(self.root, &self.not_ours()).len()
             } else {
                 0
             };
@@ -204,8 +207,17 @@ impl Supervisor {
                 self.command_ended(r.pid, r.code, r.signal);
             } else if let Some(Some(line)) = self.hooks.reaped(&r) {
                 self.lifecycle(&line);
+            } else {
+                self.warden.reaped(r.pid);
             }
         }
+    }
+
+    /// Our children that are no part of the command: hooks and repairs.
+    fn not_ours(&self) -> Vec<i32> {
+        let mut pids = self.hooks.pids();
+        pids.extend(self.warden.pids());
+        pids
     }
 
     fn command_ended(&mut self, pid: i32, code: Option<i32>, signal: Option<i32>) {
@@ -216,7 +228,7 @@ impl Supervisor {
                 .machine
                 .uptime(now)
                 .is_some_and(|u| u < machine::DAEMONIZE_WINDOW)
-            && !tree::live(self.leftovers, &self.hooks.pids()).is_empty();
+            && !tree::live(self.leftovers, &self.not_ours()).is_empty();
         self.feed(
             Event::Ended {
                 pid,
@@ -234,6 +246,9 @@ impl Supervisor {
         if self.registry.name_left(&self.ws, &self.name) {
             self.request_stop("its name was removed from the registry");
             return;
+        }
+        for line in self.warden.tick(&self.ws, &self.name, now) {
+            self.lifecycle(&line);
         }
         let running = self.command.is_some();
         let look = self.log.look(now, running);
@@ -264,19 +279,19 @@ impl Supervisor {
                 self.feed(event, Instant::now());
             }
             Action::KillLeftovers => {
-                let mut prune = self.hooks.pids();
+                let mut prune = self.not_ours();
                 prune.extend(self.command.as_ref().map(|(p, _)| *p));
                 tree::kill_leftovers(self.leftovers, &prune, || self.reap_orphans());
             }
             Action::SignalTree => {
                 let sig = self.entry.stop_signal().0;
-                tree::signal_all(&tree::live(self.root, &self.hooks.pids()), sig);
+                tree::signal_all(&tree::live(self.root, &self.not_ours()), sig);
                 self.signal_group(sig);
                 self.signal_group(Signal::CONT);
             }
             Action::KillTree => {
                 self.signal_group(Signal::KILL);
-                tree::signal_all(&tree::live(self.root, &self.hooks.pids()), Signal::KILL);
+                tree::signal_all(&tree::live(self.root, &self.not_ours()), Signal::KILL);
             }
             Action::KillGroup => self.signal_group(Signal::KILL),
             Action::Log(line) => self.lifecycle(&line),
@@ -304,6 +319,8 @@ impl Supervisor {
         while let Some(r) = proc::reap(None) {
             if let Some(Some(line)) = self.hooks.reaped(&r) {
                 self.lifecycle(&line);
+            } else {
+                self.warden.reaped(r.pid);
             }
         }
     }

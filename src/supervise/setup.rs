@@ -63,7 +63,8 @@ pub fn init(args: &Args, ready: &mut Option<File>) -> Result<Option<Supervisor>,
     let _ = std::env::set_current_dir("/");
 
     let previous = RunState::load(&ws, &name).ok().flatten();
-    let (state, status) = first_state(args.mode, previous.as_ref());
+    let (mut state, status) = first_state(args.mode, previous.as_ref());
+    state.definition = Some(entry.clone());
     let spawner = build_spawner(&ws, &name, &entry, args.mode);
     let now = Instant::now();
     let rules = Rules {
@@ -83,6 +84,7 @@ pub fn init(args: &Args, ready: &mut Option<File>) -> Result<Option<Supervisor>,
         state,
         spawner,
         hooks: Hooks::default(),
+        warden: Default::default(),
         sigfd,
         command: None,
         root: Root::Own,
@@ -221,6 +223,10 @@ impl Supervisor {
         self.root = Root::Adopted(pid, start);
         self.state.pid_start = Some(start);
         self.state.started_at = prev.started_at.clone();
+        // The command runs as it was started, whatever the registry says now.
+        if prev.definition.is_some() {
+            self.state.definition = prev.definition.clone();
+        }
         Some(pid)
     }
 

@@ -19,6 +19,15 @@ pub enum Root {
 /// subtrees of `prune` (hooks, a command just respawned).
 pub fn live(root: Root, prune: &[i32]) -> Vec<(i32, i32)> {
     let me = rustix::process::getpid().as_raw_nonzero().get();
+    // Another name's supervisor, started by a repair of the warden's, is
+    // re-parented to us (we are a subreaper): it and its tree are not ours.
+    let mut prune = prune.to_vec();
+    prune.extend(
+        proc::children_of(me)
+            .into_iter()
+            .filter(|c| proc::is_supervisor(*c)),
+    );
+    let prune = &prune[..];
     let mut tree = proc::descendants(&[me], prune);
     if let Root::Adopted(pid, start) = root {
         if proc::is_ours_alive(pid, start, proc::boot_id()) {
