@@ -11,7 +11,8 @@ supervisor or the command line can move:
 - restart after kill -9 of the command (restart_cooldown 0): median, p90;
 - start confirmed (start of a registered, stopped process): median;
 - status --json with 100 running: median, beside /bin/true;
-- supervisor PSS with 10 running: mean per supervisor.
+- supervisor PSS with 10 running: mean per supervisor;
+- CPU of 100 idle supervisors over --idle seconds, both sets at once.
 
 It reports; it never fails because the machine is slow.
 """
@@ -124,7 +125,19 @@ def start_samples(bins, rounds):
     return samples
 
 
-def status_and_memory(bins, rounds):
+def cpu_ticks(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def status_and_memory(bins, rounds, idle_s):
     wss = {}
     for k, b in bins.items():
         ws = tempfile.mkdtemp(prefix="pg-ab-")
@@ -132,11 +145,18 @@ def status_and_memory(bins, rounds):
             run(b, ws, "register", f"p{i}", "sleep 100000")
             run(b, ws, "start", f"p{i}")
         wss[k] = ws
-    pss = {}
-    for k, ws in wss.items():
-        sups = [state(ws, f"p{i}")["supervisor_pid"] for i in range(10)]
-        vals = [v for v in (pss_kib(p) for p in sups) if v is not None]
+    pss, idle = {}, {}
+    sups = {k: [state(ws, f"p{i}")["supervisor_pid"] for i in range(100)] for k, ws in wss.items()}
+    for k in wss:
+        vals = [v for v in (pss_kib(p) for p in sups[k][:10]) if v is not None]
         pss[k] = statistics.mean(vals) if vals else None
+    # Both sets idle over the same seconds: the same machine for each.
+    before = {k: cpu_ticks(p) for k, p in sups.items()}
+    t0 = time.perf_counter()
+    time.sleep(idle_s)
+    wall = time.perf_counter() - t0
+    for k, p in sups.items():
+        idle[k] = 100 * (cpu_ticks(p) - before[k]) / os.sysconf("SC_CLK_TCK") / wall
     cmds = dict(bins, true="/bin/true")
     samples = {k: [] for k in cmds}
     for r in range(rounds):
@@ -149,7 +169,7 @@ def status_and_memory(bins, rounds):
     for k, b in bins.items():
         for i in range(100):
             run(b, wss[k], "stop", f"p{i}")
-    return samples, pss
+    return samples, pss, idle
 
 
 def main():
@@ -158,11 +178,12 @@ def main():
     ap.add_argument("b")
     ap.add_argument("--kills", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=40)
+    ap.add_argument("--idle", type=float, default=60, help="seconds of idle CPU measured (default 60)")
     args = ap.parse_args()
     bins = {"A": args.a, "B": args.b}
     restart = restart_samples(bins, args.kills)
     start = start_samples(bins, args.rounds)
-    status, pss = status_and_memory(bins, args.rounds)
+    status, pss, idle = status_and_memory(bins, args.rounds, args.idle)
     med = lambda v: statistics.median(v) if v else float("nan")
     p90 = lambda v: sorted(v)[int(len(v) * 0.9)] if v else float("nan")
     print(f"A = {args.a}\nB = {args.b}\n")
@@ -174,9 +195,11 @@ def main():
         ("start confirmed, median ms", med(start["A"]), med(start["B"])),
         ("status --json of 100, median ms", med(status["A"]), med(status["B"])),
         ("supervisor PSS at 100 running, KiB", pss["A"] or float("nan"), pss["B"] or float("nan")),
+        (f"CPU of 100 idle supervisors over {args.idle:.0f} s, % of one core", idle["A"], idle["B"]),
     ]
     for name, a, b in rows:
-        print(f"| {name} | {a:.2f} | {b:.2f} | {b / a:.2f} |")
+        ratio = f"{b / a:.2f}" if a else "n/a"
+        print(f"| {name} | {a:.3f} | {b:.3f} | {ratio} |")
     print(f"\n/bin/true spawned the same way: {med(status['true']):.2f} ms; "
           f"samples: restart {len(restart['A'])}/{len(restart['B'])}, start {len(start['A'])}/{len(start['B'])}, "
           f"status {len(status['A'])}/{len(status['B'])}")

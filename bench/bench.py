@@ -236,6 +236,58 @@ class Ours:
         return {"supervised": len(sups), "rss_kib_per_process": round(sum(rss) / max(1, len(rss)), 1),
                 "pss_kib_per_process": round(sum(pss) / max(1, len(pss)), 1)}
 
+    def warden(self, n, idle_s, kills):
+        """The safety net's cost and speed: CPU of n idle supervisors over
+        idle_s seconds (the warden probes every name once a second), and the
+        time from kill -9 of a supervisor to its command's adoption by a new
+        one, with no cron (the warden's repair)."""
+        self.write_registry(n)
+        self.start_many(n)
+        time.sleep(2)
+        sups = self.supervisors()
+        ticks = os.sysconf("SC_CLK_TCK")
+
+        def cpu(pids):
+            total = 0
+            for p in pids:
+                try:
+                    with open(f"/proc/{p}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    total += int(fields[11]) + int(fields[12])
+                except (OSError, IndexError, ValueError):
+                    pass
+            return total
+
+        before, t0 = cpu(sups), time.perf_counter()
+        time.sleep(idle_s)
+        used_s = (cpu(sups) - before) / ticks
+        wall = time.perf_counter() - t0
+        samples = []
+        for i in range(kills):
+            name = f"p{i % n}"
+            st = self.state(name)
+            sup, cmd = st.get("supervisor_pid"), st.get("pid")
+            if not sup or not cmd or not alive(sup):
+                time.sleep(0.5)
+                continue
+            t = time.perf_counter()
+            os.kill(sup, signal.SIGKILL)
+            while time.perf_counter() - t < 10:
+                try:
+                    now = self.state(name)
+                except (OSError, ValueError):
+                    now = {}
+                new = now.get("supervisor_pid")
+                if new and new != sup and alive(new) and now.get("pid") == cmd:
+                    samples.append((time.perf_counter() - t) * 1000)
+                    break
+                time.sleep(0.005)
+        self.stop_all(n)
+        return {"supervisors": len(sups), "idle_s": round(wall, 1),
+                "cpu_pct_of_one_core": round(100 * used_s / wall, 3),
+                "cpu_us_per_supervisor_per_s": round(1e6 * used_s / wall / max(1, len(sups)), 1),
+                "adoption": summarize(samples), "kills": kills}
+
     def stop_all(self, n):
         procs = [subprocess.Popen([self.bin, "stop", f"p{i}"], env=self.env, cwd=self.ws,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(n)]
@@ -630,6 +682,11 @@ def markdown(results):
         r = ours["registry"]
         out.append(f"Registry: {r['writers']} concurrent writers, {r['registrations_per_s']} registrations/s "
                    f"(median of {r['rounds']} rounds), {r['lost']} lost.")
+    if ours.get("warden"):
+        w = ours["warden"]
+        out.append(f"The warden (no cron): {w['supervisors']} idle supervisors used {w['cpu_pct_of_one_core']} % of one core "
+                   f"over {w['idle_s']} s ({w['cpu_us_per_supervisor_per_s']} µs of CPU per supervisor per second); "
+                   f"kill -9 of a supervisor to its command's adoption by a new one: {fmt(w['adoption'])} ms.")
     out.append("")
     out.append("Settings of each tool:")
     out.append("")
@@ -674,6 +731,9 @@ def main():
         r["memory_100"] = ours.memory(100)
         print(f"[{ours.name}] 64 concurrent registry writers", file=sys.stderr)
         r["registry"] = ours.registry_writers(64, 3 if args.quick else 10)
+        idle_s, kills = (10, 10) if args.quick else (60, 50)
+        print(f"[{ours.name}] the warden: 100 idle supervisors for {idle_s} s, {kills} supervisor kills", file=sys.stderr)
+        r["warden"] = ours.warden(100, idle_s, kills)
         results["tools"][ours.name] = r
 
         if args.peers:

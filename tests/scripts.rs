@@ -154,3 +154,67 @@ fn has_interpreter(elf: &[u8]) -> bool {
         u32::from_le_bytes(elf[at..at + 4].try_into().unwrap()) == 3
     })
 }
+
+/// A PATH with every program of the usual directories but cron's and
+/// systemctl, plus the directory of cargo: a fresh machine without cron.
+fn path_without_cron(farm: &std::path::Path) -> String {
+    std::fs::create_dir_all(farm).unwrap();
+    for dir in [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ] {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if matches!(
+                name.to_str(),
+                Some("crontab" | "cron" | "crond" | "systemctl")
+            ) {
+                continue;
+            }
+            let _ = std::os::unix::fs::symlink(e.path(), farm.join(&name));
+        }
+    }
+    let cargo = Command::new("sh")
+        .args(["-c", "command -v cargo"])
+        .output()
+        .unwrap();
+    let cargo = std::path::PathBuf::from(stdout(&cargo).trim());
+    format!("{}:{}", cargo.parent().unwrap().display(), farm.display())
+}
+
+/// install.sh on a machine without cron: it installs the binary and the
+/// registry, says what is missing and how to fix it, and exits 0.
+#[test]
+#[ignore = "builds the static release binary; run by .ci/run"]
+fn install_sh_without_cron_installs_and_says_what_is_missing() {
+    let env = Env::new();
+    let prefix = env.ws.join("prefix");
+    let path = path_without_cron(&env.ws.join("path"));
+    let mut c = Command::new("bash");
+    c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install.sh"))
+        .args([
+            "--prefix",
+            prefix.to_str().unwrap(),
+            "--workspace",
+            env.ws.to_str().unwrap(),
+        ])
+        .env("PATH", &path)
+        .env("PROCESS_GUARDIAN_ALERT_DIR", &env.alerts);
+    let out = run_with_deadline(c, Duration::from_secs(900));
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{said}");
+    assert!(prefix.join("bin/process-guardian").exists(), "{said}");
+    assert!(env.registry_path().exists(), "{said}");
+    assert!(said.contains("crontab not found"), "{said}");
+    assert!(
+        said.contains("apt-get install -y cron"),
+        "the fix is named: {said}"
+    );
+}
