@@ -111,9 +111,11 @@ pub struct RunState {
     pub failed_at: Option<String>,
     pub stopped_by: Option<String>,
     pub message: Option<String>,
-    /// The entry the command was started with, as the supervisor read it:
-    /// `status` compares it with the registry (`config_changed`).
-    pub definition: Option<crate::registry::Entry>,
+    /// The entry the command was started with, as the supervisor read it,
+    /// kept as its JSON text: `status` compares that text with the
+    /// registry's entry written the same way (`config_changed`) without
+    /// parsing it; `run` and `register` parse it to say what changed.
+    pub definition: Option<Box<serde_json::value::RawValue>>,
     /// Written when the state last changed.
     pub updated_at: Option<String>,
 }
@@ -153,6 +155,24 @@ impl RunState {
             (Some(pid), Some(start)) => proc::is_ours_alive(pid, start, &self.boot_id),
             _ => false,
         }
+    }
+
+    /// The entry the command runs with, if the supervisor recorded it.
+    pub fn running_definition(&self) -> Option<crate::registry::Entry> {
+        serde_json::from_str(self.definition.as_ref()?.get()).ok()
+    }
+
+    /// Whether the command runs with `entry` as it is now.
+    pub fn runs_definition(&self, entry: &crate::registry::Entry) -> Option<bool> {
+        let recorded = self.definition.as_ref()?;
+        Some(serde_json::to_string(entry).is_ok_and(|now| now == recorded.get()))
+    }
+
+    /// An entry as the definition to record.
+    pub fn record_definition(&mut self, entry: &crate::registry::Entry) {
+        self.definition = serde_json::to_string(entry)
+            .ok()
+            .and_then(|t| serde_json::value::RawValue::from_string(t).ok());
     }
 
     pub fn uptime_s(&self) -> Option<f64> {

@@ -87,9 +87,10 @@ pub fn register(
     let running = seen
         .state
         .as_ref()
-        .and_then(|s| s.definition.as_ref())
+        .and_then(|s| s.running_definition())
         .filter(|_| seen.supervisor_alive);
     let stale = running
+        .as_ref()
         .map(|def| registry::changes(def, &entry))
         .unwrap_or_default();
     let mut human = vec![format!(
@@ -137,7 +138,7 @@ pub fn run(ws: &Workspace, a: &RunArgs) -> Result<Output> {
     let running = seen
         .state
         .as_ref()
-        .and_then(|s| s.definition.clone())
+        .and_then(|s| s.running_definition())
         .or(before);
     let changed = match &running {
         Some(def) => registry::changes(def, &entry),

@@ -39,11 +39,7 @@ pub struct Row<'a> {
 /// the registry's entry now.
 pub fn config_changed(entry: &Entry, seen: &Observed) -> bool {
     seen.supervisor_alive
-        && seen
-            .state
-            .as_ref()
-            .and_then(|s| s.definition.as_ref())
-            .is_some_and(|d| d != entry)
+        && seen.state.as_ref().and_then(|s| s.runs_definition(entry)) == Some(false)
 }
 
 /// An entry as status reads it: valid, or the reason it is not.

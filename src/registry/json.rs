@@ -166,3 +166,30 @@ impl<'de> serde::de::Visitor<'de> for OneEntry<'_> {
         Ok(found)
     }
 }
+
+/// The keys of the registry's top-level object, the entries skipped unparsed.
+pub(super) struct Names(pub(super) Vec<String>);
+
+impl<'de> Deserialize<'de> for Names {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Names;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object mapping names to entries")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Names, A::Error> {
+                let mut names = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    names.push(key);
+                }
+                Ok(Names(names))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}

@@ -42,6 +42,19 @@ impl Registry {
         Registry::parse_bytes(path, &bytes)
     }
 
+    /// Only the registered names, every entry skipped unparsed: what the
+    /// warden needs, with the least memory.
+    pub fn names_only(ws: &Workspace) -> Result<Vec<String>> {
+        let path = ws.registry_path();
+        let bytes = read_registry(&path).map_err(|e| Error::io("read", &path, e))?;
+        let text = checked_text(&path, &bytes)?;
+        if text.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: json::Names = serde_json::from_str(text).map_err(|e| corrupt(&path, &e))?;
+        Ok(names.0)
+    }
+
     /// Only the entry of `name`, the others skipped unparsed: what a
     /// supervisor needs, without holding a whole registry in memory.
     pub fn load_one(ws: &Workspace, name: &str) -> Result<Entry> {
@@ -437,7 +450,7 @@ mod tests {
         b.stop_timeout_s = Some(3.0);
         assert_eq!(
             changes(&a, &b)[1],
-            "stop_timeout_s: (none) → 3",
+            "stop_timeout_s: (none) → 3.0",
             "{:?}",
             changes(&a, &b)
         );

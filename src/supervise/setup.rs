@@ -64,7 +64,7 @@ pub fn init(args: &Args, ready: &mut Option<File>) -> Result<Option<Supervisor>,
 
     let previous = RunState::load(&ws, &name).ok().flatten();
     let (mut state, status) = first_state(args.mode, previous.as_ref());
-    state.definition = Some(entry.clone());
+    state.record_definition(&entry);
     let spawner = build_spawner(&ws, &name, &entry, args.mode);
     let now = Instant::now();
     let rules = Rules {

@@ -64,13 +64,14 @@ impl Warden {
         self.refresh_names(ws);
         self.repairs
             .retain(|(_, _, at)| now.saturating_duration_since(*at) < REPAIR_LIMIT);
-        for name in self.names.clone() {
-            if name == me || self.repairs.iter().any(|(n, _, _)| *n == name) {
-                continue;
-            }
-            if !needs_repair(ws, &name) {
-                continue;
-            }
+        let lost: Vec<String> = self
+            .names
+            .iter()
+            .filter(|n| *n != me && !self.repairs.iter().any(|(r, _, _)| r == *n))
+            .filter(|n| needs_repair(ws, n))
+            .cloned()
+            .collect();
+        for name in lost {
             match spawn_repair(ws, &name) {
                 Ok(pid) => {
                     said.push(format!(
@@ -109,8 +110,10 @@ impl Warden {
             return;
         }
         self.stamp = stamp;
-        if let Ok(reg) = Registry::load(ws) {
-            self.names = reg.names().map(str::to_string).collect();
+        if let Ok(names) = Registry::names_only(ws) {
+            self.names = names;
+            // Reading it took heap that a long-lived supervisor should not keep.
+            proc::release_free_heap();
         }
     }
 }
