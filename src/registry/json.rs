@@ -193,3 +193,32 @@ impl<'de> Deserialize<'de> for Names {
         d.deserialize_map(V)
     }
 }
+
+/// Whether the registry's top-level object has a key, the entries skipped
+/// unparsed and no key copied: what a supervisor asks once a second.
+pub(super) struct HasKey<'a>(pub(super) &'a str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for HasKey<'_> {
+    type Value = bool;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<bool, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for HasKey<'_> {
+    type Value = bool;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object mapping names to entries")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<bool, A::Error> {
+        let mut found = false;
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            found |= key.0 == self.0;
+            map.next_value::<serde::de::IgnoredAny>()?;
+        }
+        Ok(found)
+    }
+}

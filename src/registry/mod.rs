@@ -42,6 +42,18 @@ impl Registry {
         Registry::parse_bytes(path, &bytes)
     }
 
+    /// Whether `name` is registered, the file read with the least memory;
+    /// `None` when the registry cannot be read or parsed.
+    pub fn has(ws: &Workspace, name: &str) -> Option<bool> {
+        let bytes = read_registry(&ws.registry_path()).ok()?;
+        let text = std::str::from_utf8(&bytes).ok()?;
+        if text.trim().is_empty() {
+            return Some(false);
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        serde::de::DeserializeSeed::deserialize(json::HasKey(name), &mut de).ok()
+    }
+
     /// Only the registered names, every entry skipped unparsed: what the
     /// warden needs, with the least memory.
     pub fn names_only(ws: &Workspace) -> Result<Vec<String>> {

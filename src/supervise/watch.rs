@@ -106,10 +106,10 @@ impl RegistryWatch {
         if now.is_none() {
             return true;
         }
-        matches!(
-            Registry::load_one(ws, name),
-            Err(crate::error::Error::NoSuchProcess { .. })
-        )
+        let gone = Registry::has(ws, name) == Some(false);
+        // Reading it took heap that a long-lived supervisor should not keep.
+        crate::proc::release_free_heap();
+        gone
     }
 }
 
