@@ -236,13 +236,20 @@ class Ours:
         return {"supervised": len(sups), "rss_kib_per_process": round(sum(rss) / max(1, len(rss)), 1),
                 "pss_kib_per_process": round(sum(pss) / max(1, len(pss)), 1)}
 
-    def warden(self, n, idle_s, kills):
+    def warden(self, n, idle_s, kills, baseline=None):
         """The safety net's cost and speed: CPU of n idle supervisors over
         idle_s seconds (the warden probes every name once a second), and the
         time from kill -9 of a supervisor to its command's adoption by a new
         one, with no cron (the warden's repair)."""
         self.write_registry(n)
         self.start_many(n)
+        base_sups = []
+        if baseline:
+            # The same number of the baseline binary's supervisors, idle over
+            # the same seconds: the warden's cost, before and after.
+            baseline.write_registry(n)
+            baseline.start_many(n)
+            base_sups = baseline.supervisors()
         time.sleep(2)
         sups = self.supervisors()
 
@@ -258,10 +265,13 @@ class Ours:
                     pass
             return total
 
-        before, t0 = cpu(sups), time.perf_counter()
+        before, base_before, t0 = cpu(sups), cpu(base_sups), time.perf_counter()
         time.sleep(idle_s)
         used_s = (cpu(sups) - before) / 1e9
+        base_used_s = (cpu(base_sups) - base_before) / 1e9
         wall = time.perf_counter() - t0
+        if baseline:
+            baseline.stop_all(n)
         samples = []
         for i in range(kills):
             name = f"p{i % n}"
@@ -285,6 +295,9 @@ class Ours:
         self.stop_all(n)
         return {"supervisors": len(sups), "idle_s": round(wall, 1),
                 "cpu_pct_of_one_core": round(100 * used_s / wall, 3),
+                "baseline": baseline.bin if baseline else None,
+                "baseline_supervisors": len(base_sups),
+                "baseline_cpu_pct_of_one_core": round(100 * base_used_s / wall, 3) if baseline else None,
                 "cpu_us_per_supervisor_per_s": round(1e6 * used_s / wall / max(1, len(sups)), 1),
                 "adoption": summarize(samples), "kills": kills}
 
@@ -687,6 +700,9 @@ def markdown(results):
         out.append(f"The warden (no cron): {w['supervisors']} idle supervisors used {w['cpu_pct_of_one_core']} % of one core "
                    f"over {w['idle_s']} s ({w['cpu_us_per_supervisor_per_s']} µs of CPU per supervisor per second); "
                    f"kill -9 of a supervisor to its command's adoption by a new one: {fmt(w['adoption'])} ms.")
+        if w.get("baseline"):
+            out.append(f"Beside it, over the same seconds, {w['baseline_supervisors']} idle supervisors of the baseline "
+                       f"`{w['baseline']}` used {w['baseline_cpu_pct_of_one_core']} % of one core.")
     out.append("")
     out.append("Settings of each tool:")
     out.append("")
@@ -704,6 +720,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="fewer samples, no 1000-process figures")
     ap.add_argument("--json-out", default=os.path.join(ROOT, "target", "bench-results.json"))
     ap.add_argument("--write-docs", action="store_true", help="write docs/BENCHMARKS.md")
+    ap.add_argument("--baseline", default=None,
+                    help="another process-guardian binary whose idle supervisors are measured beside ours (the warden's cost)")
     args = ap.parse_args()
     if args.quick:
         args.kills, args.runs = min(args.kills, 50), min(args.runs, 10)
@@ -733,7 +751,8 @@ def main():
         r["registry"] = ours.registry_writers(64, 3 if args.quick else 10)
         idle_s, kills = (10, 10) if args.quick else (60, 50)
         print(f"[{ours.name}] the warden: 100 idle supervisors for {idle_s} s, {kills} supervisor kills", file=sys.stderr)
-        r["warden"] = ours.warden(100, idle_s, kills)
+        base = Ours(args.baseline, os.path.join(tmp, "baseline")) if args.baseline else None
+        r["warden"] = ours.warden(100, idle_s, kills, base)
         results["tools"][ours.name] = r
 
         if args.peers:

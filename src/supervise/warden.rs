@@ -145,6 +145,9 @@ fn spawn_repair(ws: &Workspace, name: &str) -> std::io::Result<i32> {
         "--only".to_string(),
         name.to_string(),
     ];
+    // The alert directory as this supervisor resolved it: the repair runs
+    // from `/`, where a relative one would mean something else.
+    let alert_dir = Workspace::alert_dir().display().to_string();
     let env: Vec<(String, String)> = std::env::vars_os()
         .map(|(k, v)| {
             (
@@ -152,6 +155,8 @@ fn spawn_repair(ws: &Workspace, name: &str) -> std::io::Result<i32> {
                 v.to_string_lossy().into_owned(),
             )
         })
+        .filter(|(k, _)| k != crate::workspace::ALERT_DIR_ENV)
+        .chain([(crate::workspace::ALERT_DIR_ENV.to_string(), alert_dir)])
         .collect();
     let log = crate::logs::open_append(&ws.logs_dir().join("healthcheck.log"))?;
     Spawner::new(&argv, &env, std::path::Path::new("/"))
