@@ -23,8 +23,14 @@ import os
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
+
+sys_path_dir = os.path.dirname(os.path.abspath(__file__))
+if sys_path_dir not in sys.path:
+    sys.path.insert(0, sys_path_dir)
+from bench import comm  # noqa: E402  (the same helper as the main benchmark)
 
 
 def env_for(ws):
@@ -37,22 +43,15 @@ def run(binary, ws, *args):
 
 
 def children(pid):
+    """Children of every thread of pid (bench.py's own `children` reads the main thread's)."""
     out = []
-    try:
-        for t in os.listdir(f"/proc/{pid}/task"):
+    for t in os.listdir(f"/proc/{pid}/task") if os.path.isdir(f"/proc/{pid}/task") else []:
+        try:
             with open(f"/proc/{pid}/task/{t}/children") as f:
                 out += [int(x) for x in f.read().split()]
-    except OSError:
-        pass
+        except OSError:
+            pass
     return out
-
-
-def comm(pid):
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
 
 
 def sleeper(sup):

@@ -27,6 +27,7 @@ import datetime
 import json
 import os
 import platform
+import random
 import shutil
 import signal
 import statistics
@@ -273,7 +274,11 @@ class Ours:
         if baseline:
             baseline.stop_all(n)
         samples = []
+        rng = random.Random(kills)
         for i in range(kills):
+            # A kill at any moment of the warden's one-second tick, not right
+            # after its last repair woke it: wait a random 1 to 2 s first.
+            time.sleep(rng.uniform(1.0, 2.0))
             name = f"p{i % n}"
             st = self.state(name)
             sup, cmd = st.get("supervisor_pid"), st.get("pid")

@@ -66,35 +66,16 @@ fn the_seed_quick_start_works_verbatim_through_the_shim() {
 fn install_sh_twice_installs_once() {
     let env = Env::new();
     let prefix = env.ws.join("prefix");
-    let install = || {
-        let mut c = Command::new("bash");
-        c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install.sh"))
-            .args([
-                "--prefix",
-                prefix.to_str().unwrap(),
-                "--workspace",
-                env.ws.to_str().unwrap(),
-            ])
-            .env("PROCESS_GUARDIAN_ALERT_DIR", &env.alerts);
-        run_with_deadline(c, Duration::from_secs(900))
-    };
+    let install = || run_with_deadline(install_sh(&env, &prefix, &[]), Duration::from_secs(900));
     let before = Command::new("crontab").arg("-l").output().unwrap();
     let original = before.status.success().then(|| stdout(&before));
     let first = install();
     let second = install();
     let table = stdout(&Command::new("crontab").arg("-l").output().unwrap());
-    let uninstall = {
-        let mut c = Command::new("bash");
-        c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install.sh"))
-            .args([
-                "--uninstall",
-                "--prefix",
-                prefix.to_str().unwrap(),
-                "--workspace",
-                env.ws.to_str().unwrap(),
-            ]);
-        run_with_deadline(c, Duration::from_secs(60))
-    };
+    let uninstall = run_with_deadline(
+        install_sh(&env, &prefix, &["--uninstall"]),
+        Duration::from_secs(60),
+    );
     let after = stdout(&Command::new("crontab").arg("-l").output().unwrap());
     // Put the table back as it was before asserting anything.
     if let Some(o) = &original {
@@ -197,16 +178,8 @@ fn install_sh_without_cron_installs_and_says_what_is_missing() {
     let env = Env::new();
     let prefix = env.ws.join("prefix");
     let path = path_without_cron(&env.ws.join("path"));
-    let mut c = Command::new("bash");
-    c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install.sh"))
-        .args([
-            "--prefix",
-            prefix.to_str().unwrap(),
-            "--workspace",
-            env.ws.to_str().unwrap(),
-        ])
-        .env("PATH", &path)
-        .env("PROCESS_GUARDIAN_ALERT_DIR", &env.alerts);
+    let mut c = install_sh(&env, &prefix, &[]);
+    c.env("PATH", &path);
     let out = run_with_deadline(c, Duration::from_secs(900));
     let said = format!("{}{}", stdout(&out), stderr(&out));
     assert!(out.status.success(), "{said}");
@@ -217,4 +190,19 @@ fn install_sh_without_cron_installs_and_says_what_is_missing() {
         said.contains("apt-get install -y cron"),
         "the fix is named: {said}"
     );
+}
+
+/// `bash scripts/install.sh [extra] --prefix PREFIX --workspace WS`, alerts in the test's directory.
+fn install_sh(env: &Env, prefix: &std::path::Path, extra: &[&str]) -> Command {
+    let mut c = Command::new("bash");
+    c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install.sh"))
+        .args(extra)
+        .args([
+            "--prefix",
+            prefix.to_str().unwrap(),
+            "--workspace",
+            env.ws.to_str().unwrap(),
+        ])
+        .env("PROCESS_GUARDIAN_ALERT_DIR", &env.alerts);
+    c
 }

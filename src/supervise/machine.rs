@@ -320,13 +320,10 @@ impl Machine {
                     delay.as_secs_f64()
                 )));
                 out.push(Action::Save);
-                if !std::mem::take(&mut self.killed_as_stale) {
-                    out.push(self.alert(
-                        Kind::Died,
-                        format!("{died}; restarting in {:.1} s", delay.as_secs_f64()),
-                        &death,
-                    ));
-                }
+                out.extend(self.died(
+                    &death,
+                    format!("restarting in {:.1} s", delay.as_secs_f64()),
+                ));
             }
         }
         out
@@ -377,14 +374,20 @@ impl Machine {
             Action::Log(format!("restarted: pid {pid}")),
             Action::Save,
         ];
-        if !std::mem::take(&mut self.killed_as_stale) {
-            out.push(self.alert(
-                Kind::Died,
-                format!("{} {}; restarted as pid {pid}", self.name, death.how),
-                &death,
-            ));
-        }
+        out.extend(self.died(&death, format!("restarted as pid {pid}")));
         out
+    }
+
+    /// The `died` alert of a death, unless the command was killed as hung
+    /// (then its `stale` alert says it all).
+    fn died(&mut self, death: &Death, next: String) -> Option<Action> {
+        (!std::mem::take(&mut self.killed_as_stale)).then(|| {
+            self.alert(
+                Kind::Died,
+                format!("{} {}; {next}", self.name, death.how),
+                death,
+            )
+        })
     }
 
     fn spawn_failed(&mut self, reason: String, now: Instant) -> Vec<Action> {
@@ -424,18 +427,10 @@ impl Machine {
                     Action::Log(format!("cannot restart: {reason}")),
                     Action::Save,
                 ];
-                if !std::mem::take(&mut self.killed_as_stale) {
-                    out.push(self.alert(
-                        Kind::Died,
-                        format!(
-                            "{} {}; restarting in {:.1} s",
-                            self.name,
-                            death.how,
-                            pause.as_secs_f64()
-                        ),
-                        &death,
-                    ));
-                }
+                out.extend(self.died(
+                    &death,
+                    format!("restarting in {:.1} s", pause.as_secs_f64()),
+                ));
                 out
             }
         }
