@@ -149,7 +149,7 @@ fn last_healthcheck(ws: &Workspace) -> Check {
         None => warn(
             "last healthcheck",
             "no healthcheck has run in this workspace yet".into(),
-            "process-guardian cron install, and make sure cron runs".into(),
+            "the backstop runs one every 5 minutes once installed; run one now: process-guardian healthcheck".into(),
         ),
         Some((at, age)) if age > HEALTHCHECK_STALE_S => warn(
             "last healthcheck",
