@@ -30,7 +30,7 @@ import time
 sys_path_dir = os.path.dirname(os.path.abspath(__file__))
 if sys_path_dir not in sys.path:
     sys.path.insert(0, sys_path_dir)
-from bench import comm  # noqa: E402  (the same helper as the main benchmark)
+from bench import comm, cpu_ns  # noqa: E402  (the same helpers as the main benchmark)
 
 
 def env_for(ws):
@@ -122,19 +122,6 @@ def start_samples(bins, rounds):
                 samples[k].append((time.perf_counter() - t) * 1000)
             run(bins[k], wss[k], "stop", "s")
     return samples
-
-
-def cpu_ns(pids):
-    """Nanoseconds on the CPU (schedstat): exact, where clock ticks of 10 ms
-    miss a process that runs for microseconds a second."""
-    total = 0
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
 
 
 def status_and_memory(bins, rounds, idle_s):

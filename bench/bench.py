@@ -67,6 +67,19 @@ def descendants(pid):
     return out
 
 
+def cpu_ns(pids):
+    """Nanoseconds the processes spent on a CPU (schedstat): exact, where
+    clock ticks of 10 ms miss a process that runs microseconds a second."""
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 def comm(pid):
     try:
         with open(f"/proc/{pid}/comm") as f:
@@ -254,22 +267,10 @@ class Ours:
         time.sleep(2)
         sups = self.supervisors()
 
-        def cpu(pids):
-            # Nanoseconds on the CPU (schedstat): exact, where clock ticks
-            # of 10 ms miss a process that runs for microseconds a second.
-            total = 0
-            for p in pids:
-                try:
-                    with open(f"/proc/{p}/schedstat") as f:
-                        total += int(f.read().split()[0])
-                except (OSError, IndexError, ValueError):
-                    pass
-            return total
-
-        before, base_before, t0 = cpu(sups), cpu(base_sups), time.perf_counter()
+        before, base_before, t0 = cpu_ns(sups), cpu_ns(base_sups), time.perf_counter()
         time.sleep(idle_s)
-        used_s = (cpu(sups) - before) / 1e9
-        base_used_s = (cpu(base_sups) - base_before) / 1e9
+        used_s = (cpu_ns(sups) - before) / 1e9
+        base_used_s = (cpu_ns(base_sups) - base_before) / 1e9
         wall = time.perf_counter() - t0
         if baseline:
             baseline.stop_all(n)
