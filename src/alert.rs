@@ -52,6 +52,18 @@ impl Kind {
         Kind::StartFailed,
     ];
 
+    /// For "N more deaths since …".
+    fn plural(self) -> &'static str {
+        match self {
+            Kind::Died => "deaths",
+            Kind::CrashLoop => "crash loops",
+            Kind::Exited => "exits",
+            Kind::Stale => "stale alerts",
+            Kind::SupervisorLost => "lost supervisors",
+            Kind::StartFailed => "failed starts",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Died => "died",
@@ -73,6 +85,16 @@ pub struct Alert {
     pub pid: Option<i32>,
     pub exit: Option<ExitRecord>,
     pub log_tail: Vec<String>,
+    /// Alerts of this process and kind not recorded one by one (a crash
+    /// loop), counted since the last one that was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coalesced: Option<Coalesced>,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct Coalesced {
+    pub count: u64,
+    pub since: String,
 }
 
 impl Alert {
@@ -92,6 +114,7 @@ impl Alert {
             pid,
             exit,
             log_tail: logs::alert_tail(&ws.log_path(name)),
+            coalesced: None,
         }
     }
 
@@ -129,7 +152,21 @@ fn cooldown() -> Duration {
 /// Records the alert everywhere it goes and starts the hook, if any; the
 /// caller owns the hook's process (see `wait_hook`). Failures are written to
 /// the process's log, never returned: an alert must not stop a restart.
-pub fn raise(ws: &Workspace, alert: &Alert, alert_command: Option<&str>) -> Option<i32> {
+pub fn raise(ws: &Workspace, alert: &mut Alert, alert_command: Option<&str>) -> Option<i32> {
+    match history_gate(ws, &alert.name, alert.kind) {
+        Gate::Skip => return None,
+        Gate::Record(None) => {}
+        Gate::Record(Some(c)) => {
+            alert.message = format!(
+                "{} ({} more {} since {}, not recorded one by one)",
+                alert.message,
+                c.count,
+                alert.kind.plural(),
+                c.since
+            );
+            alert.coalesced = Some(c);
+        }
+    }
     let json = serde_json::to_string(alert).unwrap_or_default();
     let mut problems = Vec::new();
     if let Err(e) = append_history(ws, &json) {
@@ -178,12 +215,8 @@ pub fn raise(ws: &Workspace, alert: &Alert, alert_command: Option<&str>) -> Opti
 }
 
 fn log_problems(ws: &Workspace, name: &str, problems: &[String]) {
-    if !problems.is_empty()
-        && let Ok(mut log) = logs::open_append(&ws.log_path(name))
-    {
-        for p in problems {
-            logs::lifecycle(&mut log, p);
-        }
+    for p in problems {
+        crate::output::note(ws, name, p);
     }
 }
 
@@ -218,8 +251,124 @@ pub fn alert_dir_problem(ws: &Workspace) -> Option<String> {
 }
 
 fn append_history(ws: &Workspace, json: &str) -> io::Result<()> {
-    let mut f = logs::open_append(&ws.alerts_path())?;
-    f.write_all(format!("{json}\n").as_bytes())
+    logs::append_bounded(
+        &ws.alerts_path(),
+        format!("{json}\n").as_bytes(),
+        logs::BOOKKEEPING_MAX_BYTES,
+        logs::BOOKKEEPING_KEEP,
+    )
+}
+
+/// At most this many alerts of one process and kind are recorded one by
+/// one within `HISTORY_WINDOW`; the rest are counted, and the count goes
+/// with the next one recorded, so a crash loop cannot flood the history.
+const HISTORY_BURST: u64 = 5;
+const HISTORY_WINDOW: Duration = Duration::from_secs(10);
+
+enum Gate {
+    Record(Option<Coalesced>),
+    Skip,
+}
+
+/// The count kept for one (name, kind): `window_start_ms recorded skipped skipped_since`.
+struct Counts {
+    path: std::path::PathBuf,
+    start: i64,
+    recorded: u64,
+    skipped: u64,
+    since: String,
+}
+
+impl Counts {
+    fn load(ws: &Workspace, name: &str, kind: Kind, now_ms: i64) -> Counts {
+        let path = ws
+            .cooldown_dir()
+            .join(format!("{name}.{}.history", kind.as_str()));
+        let text = fsutil::open_own_read(&path)
+            .and_then(fsutil::read_all)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let mut f = text.split_whitespace();
+        Counts {
+            start: f.next().and_then(|v| v.parse().ok()).unwrap_or(now_ms),
+            recorded: f.next().and_then(|v| v.parse().ok()).unwrap_or(0),
+            skipped: f.next().and_then(|v| v.parse().ok()).unwrap_or(0),
+            since: f.next().unwrap_or("-").to_string(),
+            path,
+        }
+    }
+
+    fn save(&self) {
+        let body = format!(
+            "{} {} {} {}\n",
+            self.start, self.recorded, self.skipped, self.since
+        );
+        let _ = fsutil::write_atomic(&self.path, body.as_bytes(), 0o600, Durability::Renamed);
+    }
+
+    /// The alerts counted and not yet reported, reset.
+    fn take(&mut self) -> Option<Coalesced> {
+        let c = (self.skipped > 0).then(|| Coalesced {
+            count: self.skipped,
+            since: self.since.clone(),
+        });
+        self.skipped = 0;
+        c
+    }
+}
+
+/// Decides whether this alert is recorded one by one, or counted.
+fn history_gate(ws: &Workspace, name: &str, kind: Kind) -> Gate {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let mut c = Counts::load(ws, name, kind, now_ms);
+    let window = i64::try_from(HISTORY_WINDOW.as_millis()).unwrap_or(i64::MAX);
+    if now_ms.saturating_sub(c.start) >= window || now_ms < c.start {
+        c.start = now_ms;
+        c.recorded = 0;
+    }
+    let gate = if c.recorded < HISTORY_BURST {
+        c.recorded += 1;
+        Gate::Record(c.take())
+    } else {
+        if c.skipped == 0 {
+            c.since = fsutil::now_rfc3339();
+        }
+        c.skipped = c.skipped.saturating_add(1);
+        Gate::Skip
+    };
+    c.save();
+    gate
+}
+
+/// Records what is still only counted for `name` (its supervisor is
+/// leaving): every death is in the history, one by one or in a count.
+pub fn flush_coalesced(ws: &Workspace, name: &str) {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    for kind in Kind::ALL {
+        let mut c = Counts::load(ws, name, kind, now_ms);
+        let Some(counted) = c.take() else {
+            continue;
+        };
+        c.save();
+        let alert = Alert {
+            at: fsutil::now_rfc3339(),
+            name: name.to_string(),
+            kind,
+            message: format!(
+                "{name}: {} more {} since {}, not recorded one by one",
+                counted.count,
+                kind.plural(),
+                counted.since
+            ),
+            pid: None,
+            exit: None,
+            log_tail: Vec::new(),
+            coalesced: Some(counted),
+        };
+        if let Ok(json) = serde_json::to_string(&alert) {
+            let _ = append_history(ws, &json);
+        }
+    }
 }
 
 /// True if this (name, kind) has not raised the flag within the cooldown;
@@ -268,7 +417,7 @@ fn write_flag(alert: &Alert) -> io::Result<()> {
 fn start_hook(ws: &Workspace, alert: &Alert, cmd: &str, json: &str) -> io::Result<i32> {
     use std::io::Seek;
     use std::os::fd::AsFd;
-    let out = logs::open_append(&ws.log_path(&alert.name))?;
+    let out = crate::output::open_for_others(ws, &alert.name)?;
     let mut input = File::from(
         rustix::fs::memfd_create("process-guardian-alert", rustix::fs::MemfdFlags::CLOEXEC)
             .map_err(io::Error::from)?,
@@ -313,13 +462,11 @@ pub fn wait_hook(ws: &Workspace, name: &str, pid: i32) {
             None => std::thread::sleep(Duration::from_millis(10)),
         }
     };
-    if let Ok(mut log) = logs::open_append(&ws.log_path(name)) {
-        logs::lifecycle(&mut log, &outcome);
-    }
+    crate::output::note(ws, name, &outcome);
 }
 
 /// Raises an alert from a command-line process and waits for its hook.
-pub fn raise_and_wait(ws: &Workspace, alert: &Alert, alert_command: Option<&str>) {
+pub fn raise_and_wait(ws: &Workspace, alert: &mut Alert, alert_command: Option<&str>) {
     if let Some(pid) = raise(ws, alert, alert_command) {
         wait_hook(ws, &alert.name, pid);
     }

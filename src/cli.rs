@@ -89,12 +89,15 @@ pub enum Cmd {
     /// Print the last lines of a process's log, or follow it
     Logs {
         name: String,
-        /// How many lines
-        #[arg(short = 'n', long = "lines", default_value_t = 50)]
-        lines: usize,
+        /// How many lines (default 50; with --since, all of them)
+        #[arg(short = 'n', long = "lines")]
+        lines: Option<usize>,
         /// Keep printing what is appended (across rotations)
         #[arg(short = 'f', long)]
         follow: bool,
+        /// Only what was written since then: a duration back (30s, 5m, 2h, 1d) or an RFC 3339 time
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
     },
     /// Manage the crontab lines that run the healthcheck
     Cron {
@@ -152,6 +155,9 @@ pub struct EntryOpts {
     /// Rotated logs to keep (default 3)
     #[arg(long, value_name = "N")]
     pub log_keep: Option<u32>,
+    /// Prefix each line of output with its UTC time (2026-11-28T05:28:12.827Z)
+    #[arg(long)]
+    pub timestamps: bool,
 }
 
 #[derive(Args, Debug)]

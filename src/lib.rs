@@ -20,6 +20,7 @@ pub mod fsutil;
 #[allow(unsafe_code)]
 pub mod launch;
 pub mod logs;
+pub mod output;
 pub mod policy;
 #[allow(unsafe_code)]
 pub mod proc;

@@ -1,14 +1,11 @@
-//! Log files: lifecycle lines, rotation, tail and follow.
+//! Log files: lifecycle lines, tails, follow, `--since`.
 //!
-//! The command writes straight into `logs/<name>.log` (O_APPEND), so its
-//! output keeps flowing even while no supervisor lives. Rotation therefore
-//! copies and truncates: the command's descriptor stays valid and, thanks to
-//! O_APPEND, its next write lands at the start of the emptied file. Every
-//! file here is opened without following a symlink (a link planted at a
-//! log's name fails instead of redirecting our writes), and rotation works
-//! on the supervisor's own descriptor, never on whatever the path names now.
+//! The supervisor alone writes a process's log (see `output.rs`), rotating
+//! it by rename; everything here reads. Every file is opened without
+//! following a symlink (a link planted at a log's name fails instead of
+//! redirecting anything) and must be a regular file of ours.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,39 +16,68 @@ pub fn open_append(path: &Path) -> io::Result<File> {
     crate::fsutil::open_own_append(path)
 }
 
-/// The supervisor's log: appended to, and read back when it is rotated.
-pub fn open_rotatable(path: &Path) -> io::Result<File> {
-    crate::fsutil::open_own(
-        path,
-        OpenOptions::new().read(true).append(true).create(true),
+/// A lifecycle line: always stamped, so `logs --since` finds its place
+/// in any log, with or without `timestamps`.
+pub fn lifecycle_line(text: &str) -> String {
+    format!(
+        "[{} process-guardian] {text}\n",
+        crate::fsutil::now_rfc3339()
     )
 }
 
-/// Appends one timestamped lifecycle line, in one write.
-pub fn lifecycle(log: &mut File, text: &str) {
-    let line = format!(
-        "[{} process-guardian] {text}\n",
-        crate::fsutil::now_rfc3339()
-    );
-    let _ = log.write_all(line.as_bytes());
-}
+/// `alerts.jsonl` and `logs/healthcheck.log` rotate past 1 MiB, 3 kept.
+pub const BOOKKEEPING_MAX_BYTES: u64 = 1 << 20;
+pub const BOOKKEEPING_KEEP: u32 = 3;
 
-pub fn rotated_path(path: &Path, n: u32) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(format!(".{n}"));
-    PathBuf::from(s)
-}
-
-/// Moves `.1`…`.keep-1` up by one and copies the open log `log` (whose
-/// path is `path`) into a new `.1`, then truncates it. Bytes written while
-/// copying are copied too before the truncate; only a write in the last
-/// instant between the final size check and the truncate could be lost.
-pub fn rotate(log: &File, path: &Path, keep: u32) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    if keep == 0 {
-        return log.set_len(0);
+/// Appends `bytes` to a file written by many processes (every supervisor,
+/// the command line), rotating it first if it would pass `max`. The
+/// append holds an exclusive lock on the file; whoever finds, once it has
+/// the lock, that the name now points to a new file (someone rotated it)
+/// opens that one instead.
+pub fn append_bounded(path: &Path, bytes: &[u8], max: u64, keep: u32) -> io::Result<()> {
+    for _ in 0..8 {
+        let mut f = open_append(path)?;
+        f.lock()?;
+        let here = f.metadata()?;
+        match fs::symlink_metadata(path) {
+            Ok(now) if same_file(&here, &now) => {}
+            _ => continue,
+        }
+        if here.len() > 0 && here.len() + bytes.len() as u64 > max {
+            shift(path, keep)?;
+            continue;
+        }
+        return f.write_all(bytes);
     }
-    // remove and rename act on a link itself, never on what it points to.
+    Err(io::Error::other(format!(
+        "{} kept changing under us",
+        path.display()
+    )))
+}
+
+/// Rotates a file written by many processes if it has passed `max` (for a
+/// file others append to without us: the healthcheck's log under cron).
+pub fn rotate_if_over(path: &Path, max: u64, keep: u32) -> io::Result<()> {
+    let f = match crate::fsutil::open_own_read(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    f.lock()?;
+    let here = f.metadata()?;
+    let still = fs::symlink_metadata(path).is_ok_and(|now| same_file(&here, &now));
+    if still && here.len() > max {
+        shift(path, keep)?;
+    }
+    Ok(())
+}
+
+/// `.1`…`.keep-1` move up by one and `path` becomes `.1` (with `keep` 0,
+/// it is removed). Renames act on names, never through a link.
+pub fn shift(path: &Path, keep: u32) -> io::Result<()> {
+    if keep == 0 {
+        return fs::remove_file(path);
+    }
     let _ = fs::remove_file(rotated_path(path, keep));
     for n in (1..keep).rev() {
         let from = rotated_path(path, n);
@@ -59,26 +85,13 @@ pub fn rotate(log: &File, path: &Path, keep: u32) -> io::Result<()> {
             fs::rename(&from, rotated_path(path, n + 1))?;
         }
     }
-    let first = rotated_path(path, 1);
-    let _ = fs::remove_file(&first);
-    let mut dst = crate::fsutil::open_own(&first, OpenOptions::new().write(true).create_new(true))?;
-    let mut copied = 0u64;
-    let mut buf = vec![0u8; 64 * 1024];
-    for _ in 0..8 {
-        let len = log.metadata()?.len();
-        while copied < len {
-            let n = log.read_at(&mut buf, copied)?;
-            if n == 0 {
-                break;
-            }
-            dst.write_all(&buf[..n])?;
-            copied += n as u64;
-        }
-        if log.metadata()?.len() <= copied {
-            break;
-        }
-    }
-    log.set_len(0)
+    fs::rename(path, rotated_path(path, 1))
+}
+
+pub fn rotated_path(path: &Path, n: u32) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
 }
 
 /// Lines of an alert's log tail, and their total size: enough to see why it
@@ -192,44 +205,192 @@ fn tail_with_end(path: &Path, n: usize) -> io::Result<(Vec<String>, u64)> {
     }
 }
 
-/// Prints the last `n` lines, then (with `follow`) everything appended,
-/// across rotations: when the file shrinks, the rest of what we had not
-/// read is taken from `.1` and reading goes on from the start.
-pub fn print(path: &Path, n: usize, follow: bool, out: &mut impl Write) -> io::Result<()> {
-    let (lines, mut pos) = tail_with_end(path, n)?;
-    for line in lines {
-        writeln!(out, "{line}")?;
-    }
+/// Where `logs` starts: the last lines, or everything since a time.
+pub enum From {
+    Last(usize),
+    /// RFC 3339 in UTC to the millisecond, as the stamps are written, and
+    /// at most this many of the last lines matched.
+    Since(String, Option<usize>),
+}
+
+/// Prints the lines chosen by `from`, then (with `follow`) everything
+/// appended, across rotations. Invalid UTF-8 is replaced; on a terminal,
+/// control characters are shown as `^X` rather than obeyed.
+pub fn print(path: &Path, from: &From, follow: bool, out: &mut impl Write) -> io::Result<()> {
+    let visible = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let show = |out: &mut dyn Write, line: &[u8]| -> io::Result<()> {
+        if visible {
+            writeln!(out, "{}", visible_line_full(line))
+        } else {
+            out.write_all(String::from_utf8_lossy(line).as_bytes())?;
+            out.write_all(b"\n")
+        }
+    };
+    let mut pos = match from {
+        From::Last(n) => {
+            let (lines, end) = tail_with_end(path, *n)?;
+            for line in lines {
+                show(out, line.as_bytes())?;
+            }
+            end
+        }
+        From::Since(since, limit) => {
+            let (lines, end) = since_lines(path, since, *limit)?;
+            for line in lines {
+                show(out, &line)?;
+            }
+            end
+        }
+    };
     out.flush()?;
     if !follow {
         return Ok(());
     }
     let mut f = crate::fsutil::open_own_read(path)?;
+    let mut pending: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let len = match fs::metadata(path) {
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        };
-        if len < pos {
-            // Rotated: finish from the copy, then restart at the top.
-            if let Ok(mut old) = crate::fsutil::open_own_read(&rotated_path(path, 1)) {
-                old.seek(SeekFrom::Start(pos))?;
-                io::copy(&mut old, out)?;
-            }
-            f = crate::fsutil::open_own_read(path)?;
-            pos = 0;
-        }
         f.seek(SeekFrom::Start(pos))?;
         let got = f.read(&mut buf)?;
         if got > 0 {
-            out.write_all(&buf[..got])?;
-            out.flush()?;
             pos += got as u64;
+            pending.extend_from_slice(&buf[..got]);
+            if let Some(end) = pending.iter().rposition(|&b| b == b'\n') {
+                for line in pending[..end].split(|&b| b == b'\n') {
+                    show(out, line)?;
+                }
+                pending.drain(..=end);
+            }
+            out.flush()?;
             continue;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        // At the end of what we hold: a rotation renamed it away (read it
+        // to its end first, done above), or emptied it (`log_keep` 0).
+        let here = f.metadata()?;
+        match fs::symlink_metadata(path) {
+            Ok(now) if !same_file(&here, &now) => {
+                f = crate::fsutil::open_own_read(path)?;
+                pos = 0;
+                continue;
+            }
+            _ if here.len() < pos => pos = 0,
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
     }
+}
+
+fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+/// A line made safe for a terminal, whole: `visible_line` without the cut.
+fn visible_line_full(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(line);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\t' => out.push(c),
+            c if (c as u32) < 0x20 => {
+                out.push('^');
+                out.push(char::from(b'@' + c as u8));
+            }
+            '\u{7f}' => out.push_str("^?"),
+            c if ('\u{80}'..='\u{9f}').contains(&c) => out.push('?'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The time a line carries: an output stamp at its start
+/// (`2026-11-28T05:28:12.827Z `) or a lifecycle line's
+/// (`[2026-11-28T05:28:12.827Z process-guardian] `).
+pub fn line_stamp(line: &[u8]) -> Option<&str> {
+    const LEN: usize = "2026-11-28T05:28:12.827Z".len();
+    let body = line.strip_prefix(b"[").unwrap_or(line);
+    let stamp = std::str::from_utf8(body.get(..LEN)?).ok()?;
+    let b = stamp.as_bytes();
+    let shaped = b[4] == b'-' && b[10] == b'T' && b[19] == b'.' && b[23] == b'Z';
+    (shaped && body.get(LEN) == Some(&b' ')).then_some(stamp)
+}
+
+/// The lines written at or after `since`, from the oldest rotation to the
+/// log itself: from the first stamped line at or after it, on. Output
+/// without timestamps counts from the lifecycle line before it. Files last
+/// written before `since` are not read.
+fn since_lines(path: &Path, since: &str, limit: Option<usize>) -> io::Result<(Vec<Vec<u8>>, u64)> {
+    use std::collections::VecDeque;
+    let since_time = chrono::DateTime::parse_from_rfc3339(since)
+        .map(|t| std::time::SystemTime::from(t.with_timezone(&chrono::Utc)))
+        .ok();
+    let mut files: Vec<PathBuf> = (1..=crate::registry::MAX_LOG_KEEP)
+        .map(|n| rotated_path(path, n))
+        .take_while(|p| fs::symlink_metadata(p).is_ok())
+        .collect();
+    files.reverse();
+    files.push(path.to_path_buf());
+    let mut on = false;
+    let mut lines: VecDeque<Vec<u8>> = VecDeque::new();
+    let mut end = 0;
+    for (i, file) in files.iter().enumerate() {
+        let last = i + 1 == files.len();
+        let Ok(f) = crate::fsutil::open_own_read(file) else {
+            continue;
+        };
+        let meta = f.metadata()?;
+        if !last && since_time.is_some_and(|t| meta.modified().is_ok_and(|m| m < t)) {
+            continue;
+        }
+        let mut reader = io::BufReader::new(f);
+        let mut line = Vec::new();
+        end = 0;
+        loop {
+            line.clear();
+            let n = io::BufRead::read_until(&mut reader, b'\n', &mut line)?;
+            if n == 0 {
+                break;
+            }
+            end += n as u64;
+            if line.ends_with(b"\n") {
+                line.pop();
+            }
+            if !on && line_stamp(&line).is_some_and(|t| t >= since) {
+                on = true;
+            }
+            if on {
+                lines.push_back(line.clone());
+                if limit.is_some_and(|l| lines.len() > l) {
+                    lines.pop_front();
+                }
+            }
+        }
+    }
+    Ok((lines.into(), end))
+}
+
+/// `--since`: a duration back from now (`90s`, `5m`, `2h`, `1d`, or plain
+/// seconds) or an RFC 3339 time; as the stamps are written (UTC, ms).
+pub fn parse_since(text: &str) -> Option<String> {
+    let text = text.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(crate::fsutil::rfc3339(t.with_timezone(&chrono::Utc)));
+    }
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let scale = match unit {
+        "s" | "sec" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        _ => return None,
+    };
+    let secs: f64 = number.trim().parse().ok()?;
+    let back = crate::fsutil::secs(secs * scale).filter(|d| d.as_secs() < 100 * 365 * 86_400)?;
+    let back = chrono::Duration::from_std(back).ok()?;
+    Some(crate::fsutil::rfc3339(chrono::Utc::now() - back))
 }
 
 #[cfg(test)]
@@ -272,45 +433,33 @@ mod tests {
     }
 
     #[test]
-    fn rotation_never_follows_a_planted_link() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("r.log");
-        let victim = dir.path().join("victim");
-        fs::write(&victim, "precious\n").unwrap();
-        std::os::unix::fs::symlink(&victim, rotated_path(&p, 1)).unwrap();
-        let f = open_rotatable(&p).unwrap();
-        (&f).write_all(b"hello\n").unwrap();
-        rotate(&f, &p, 1).unwrap();
-        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
-        assert_eq!(fs::read_to_string(rotated_path(&p, 1)).unwrap(), "hello\n");
-        // A link at the log's own name is refused, not followed.
-        let q = dir.path().join("q.log");
-        std::os::unix::fs::symlink(&victim, &q).unwrap();
-        assert!(open_append(&q).is_err());
-        assert!(tail(&q, 5).is_err());
-        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
-    }
-
-    #[test]
-    fn rotation_keeps_n_files_and_all_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("r.log");
-        let mut f = open_rotatable(&p).unwrap();
-        for round in 0..5 {
-            writeln!(f, "round {round}").unwrap();
-            rotate(&f, &p, 3).unwrap();
+    fn stamps_and_since_parse() {
+        assert_eq!(
+            line_stamp(b"2026-11-28T05:28:12.827Z hello"),
+            Some("2026-11-28T05:28:12.827Z")
+        );
+        assert_eq!(
+            line_stamp(b"[2026-11-28T05:28:12.827Z process-guardian] started"),
+            Some("2026-11-28T05:28:12.827Z")
+        );
+        assert_eq!(line_stamp(b"hello"), None);
+        assert_eq!(line_stamp(b"2026-11-28T05:28:12.827Zx"), None);
+        assert_eq!(
+            line_stamp(
+                "\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}"
+                    .as_bytes()
+            ),
+            None
+        );
+        assert_eq!(
+            parse_since("2026-11-28T06:28:12+01:00").as_deref(),
+            Some("2026-11-28T05:28:12.000Z")
+        );
+        for ok in ["5m", "90s", "2h", "1d", "30", "0.5m"] {
+            assert!(parse_since(ok).is_some(), "{ok}");
         }
-        // Appends after a truncate land at the start.
-        writeln!(f, "after").unwrap();
-        assert_eq!(fs::read_to_string(&p).unwrap(), "after\n");
-        assert_eq!(
-            fs::read_to_string(rotated_path(&p, 1)).unwrap(),
-            "round 4\n"
-        );
-        assert_eq!(
-            fs::read_to_string(rotated_path(&p, 3)).unwrap(),
-            "round 2\n"
-        );
-        assert!(!rotated_path(&p, 4).exists());
+        for bad in ["soon", "-5m", "5y", "", "1e300d", "NaNs"] {
+            assert!(parse_since(bad).is_none(), "{bad}");
+        }
     }
 }

@@ -344,9 +344,12 @@ pub fn redirect_stdio(log: &File) {
     }
 }
 
-/// Waits until one of up to two descriptors is readable (or hung up), or
+/// Waits until one of the descriptors is readable (or hung up), or
 /// `timeout`; says which are. `None` slots are not watched.
-pub fn poll_readable(fds: [Option<BorrowedFd<'_>>; 2], timeout: Duration) -> [bool; 2] {
+pub fn poll_readable<const N: usize>(
+    fds: [Option<BorrowedFd<'_>>; N],
+    timeout: Duration,
+) -> [bool; N] {
     use rustix::event::{PollFd, PollFlags};
     let mut set: Vec<(usize, PollFd<'_>)> = fds
         .iter()
@@ -358,7 +361,7 @@ pub fn poll_readable(fds: [Option<BorrowedFd<'_>>; 2], timeout: Duration) -> [bo
         tv_nsec: 0,
     });
     let mut polled: Vec<PollFd<'_>> = set.iter().map(|(_, p)| p.clone()).collect();
-    let mut out = [false, false];
+    let mut out = [false; N];
     if rustix::event::poll(&mut polled, Some(&ts)).unwrap_or(0) == 0 {
         return out;
     }

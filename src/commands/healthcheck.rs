@@ -42,6 +42,12 @@ struct Action {
 pub fn run(ws: &Workspace, as_json: bool, only: Option<&str>) -> Result<Output> {
     let registry = Registry::load(ws)?;
     ws.ensure_dirs()?;
+    // Our own log (cron and the warden append our output to it) stays bounded.
+    let _ = crate::logs::rotate_if_over(
+        &ws.logs_dir().join("healthcheck.log"),
+        crate::logs::BOOKKEEPING_MAX_BYTES,
+        crate::logs::BOOKKEEPING_KEEP,
+    );
     if let Some(name) = only {
         registry.require(name)?;
     } else {
@@ -158,8 +164,12 @@ fn found(ws: &Workspace, name: &str, entry: &Entry, seen: &state::Observed) -> F
             .and_then(|s| s.last_exit.as_ref())
             .and_then(|e| fsutil::seconds_since(&e.at)),
         auto_restart: entry.auto_restart,
+        // Output waiting in its pipe is a command alive and writing under
+        // a supervisor that does not drain it: that supervisor is replaced,
+        // the command adopted, not killed.
         stale: entry.stale_after_min.is_some_and(|m| {
             log_quiet_for_s(ws, name).is_some_and(|q| q >= m * 60.0 + policy::STALE_GRACE_S)
+                && crate::output::pending_output(ws, name) == 0
         }),
     }
 }
@@ -312,7 +322,7 @@ fn launch(
         ),
     };
     if pid.is_some() {
-        let a = Alert::new(
+        let mut a = Alert::new(
             ws,
             name,
             kind,
@@ -320,7 +330,7 @@ fn launch(
             old_pid.or(pid), // the process that died (or was adopted)
             seen.state.as_ref().and_then(|s| s.last_exit.clone()),
         );
-        alert::raise_and_wait(ws, &a, entry.alert_command.as_deref());
+        alert::raise_and_wait(ws, &mut a, entry.alert_command.as_deref());
     }
     Checked::Acted(action(name, verb, detail, pid))
 }
@@ -364,7 +374,7 @@ fn remove_orphan_state(ws: &Workspace) -> Result<Vec<String>> {
     };
     for e in dir.flatten() {
         let file = e.file_name().to_string_lossy().into_owned();
-        let Some(name) = [".json", ".lock", ".stop", ".env"]
+        let Some(name) = [".json", ".lock", ".stop", ".env", ".out"]
             .iter()
             .find_map(|s| file.strip_suffix(s))
         else {

@@ -50,7 +50,8 @@ pub fn run(cli: Cli) -> Result<Output> {
             name,
             lines,
             follow,
-        } => logs::run(&ws, &name, lines, follow),
+            since,
+        } => logs::run(&ws, &name, lines, follow, since.as_deref()),
         Cmd::Cron { action } => cron::run(&ws, action),
         Cmd::Doctor { json } => doctor::run(&ws, json),
     }

@@ -46,6 +46,7 @@ fn build_entry(command: String, duration_min: Option<f64>, opts: &EntryOpts) -> 
     e.stale_after_min = opts.stale_after;
     e.log_max_bytes = opts.log_max_bytes;
     e.log_keep = opts.log_keep;
+    e.timestamps = opts.timestamps;
     e.validate()?;
     Ok(e)
 }

@@ -73,6 +73,9 @@ pub struct Entry {
     pub log_keep: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stale_after_min: Option<f64>,
+    /// Each line of output prefixed with its UTC time to the millisecond.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub timestamps: bool,
 }
 
 /// Every field `Entry` knows, as serde's derive lists them; anything else

@@ -480,6 +480,7 @@ mod tests {
         e.log_max_bytes = Some(4096);
         e.log_keep = Some(1);
         e.stale_after_min = Some(1.0);
+        e.timestamps = true;
         let Value::Object(map) = serde_json::to_value(&e).unwrap() else {
             panic!("an entry serializes as an object")
         };

@@ -33,7 +33,6 @@ use std::time::{Duration, Instant};
 use crate::alert::{self, Alert, Kind};
 use crate::fsutil;
 use crate::launch::{Mode, Ready, SpawnError, Spawner, ready_line};
-use crate::logs;
 use crate::proc::{self, PidFd, Signal, SignalFd};
 use crate::registry::Entry;
 use crate::state::{ExitRecord, Phase, RunState};
@@ -117,6 +116,8 @@ pub(crate) struct Supervisor {
     /// The command, prepared once; or why it cannot be.
     spawner: Result<Spawner, SpawnError>,
     log: watch::LogWatch,
+    /// The pipe the command writes to; drained into `log`.
+    fifo: crate::output::Fifo,
     registry: watch::RegistryWatch,
     hooks: hooks::Hooks,
     /// The safety net without cron, active while this supervisor holds the warden lock.
@@ -134,9 +135,11 @@ pub(crate) struct Supervisor {
 
 impl Supervisor {
     fn run(&mut self) {
+        // Output wakes the loop often; the registry and the log are looked at once a second.
+        let mut next_watch = fsutil::after(Instant::now(), TICK);
         while !self.machine.is_done() {
             let now = Instant::now();
-            let mut at = fsutil::after(now, TICK);
+            let mut at = next_watch;
             for t in [self.machine.next_wakeup(now), self.hooks.next_deadline()]
                 .into_iter()
                 .flatten()
@@ -154,8 +157,11 @@ impl Supervisor {
                 0
             };
             self.feed(Event::Tick { alive }, now);
-            if !self.machine.is_done() && !self.machine.is_stopping() {
-                self.watch(now);
+            if now >= next_watch {
+                next_watch = fsutil::after(now, TICK);
+                if !self.machine.is_done() && !self.machine.is_stopping() {
+                    self.watch(now);
+                }
             }
         }
         if self.machine.status.phase == Phase::Stopped {
@@ -171,8 +177,14 @@ impl Supervisor {
             .as_ref()
             .and_then(|(_, fd)| fd.as_ref())
             .map(|fd| fd.as_fd());
-        let [signalled, adopted_ended] =
-            proc::poll_readable([Some(self.sigfd.as_fd()), pidfd], timeout);
+        let [signalled, adopted_ended, output] = proc::poll_readable(
+            [Some(self.sigfd.as_fd()), pidfd, Some(self.fifo.reader())],
+            timeout,
+        );
+        if output {
+            // Past its budget it returns: poll again at once, signals first.
+            self.log.pump.drain(&self.fifo);
+        }
         if signalled {
             while let Some(signo) = self.sigfd.read() {
                 if [Signal::TERM, Signal::INT, Signal::QUIT]
@@ -325,8 +337,9 @@ impl Supervisor {
         }
     }
 
+    /// A lifecycle line, after whatever output waits in the pipe.
     fn lifecycle(&mut self, text: &str) {
-        logs::lifecycle(&mut self.log.file, text);
+        self.log.pump.line(Some(&self.fifo), text);
     }
 
     /// Writes the state file from the machine's status.
@@ -360,14 +373,15 @@ impl Supervisor {
     }
 
     fn alert(&mut self, kind: Kind, message: String, pid: Option<i32>, exit: Option<ExitRecord>) {
-        let a = Alert::new(&self.ws, &self.name, kind, message, pid, exit);
-        if let Some(hook) = alert::raise(&self.ws, &a, self.entry.alert_command.as_deref()) {
+        let mut a = Alert::new(&self.ws, &self.name, kind, message, pid, exit);
+        if let Some(hook) = alert::raise(&self.ws, &mut a, self.entry.alert_command.as_deref()) {
             self.hooks.add(hook, Instant::now());
         }
     }
 
     /// Lets hooks finish (within their limit) after the supervisor's work is done.
     fn finish(&mut self) {
+        alert::flush_coalesced(&self.ws, &self.name);
         // Others may start a new supervisor from here on.
         self.liveness = None;
         while !self.hooks.is_empty() {

@@ -17,6 +17,7 @@ use crate::cmdline;
 use crate::fsutil;
 use crate::launch::{Mode, Ready, SpawnError, Spawner};
 use crate::logs;
+use crate::output::{Adopted, Fifo, Pump};
 use crate::policy::Rules;
 use crate::proc::{self, PidFd, Signal, SignalFd};
 use crate::registry::{Entry, Registry};
@@ -40,9 +41,11 @@ pub fn init(args: &Args, ready: &mut Option<File>) -> Result<Option<Supervisor>,
     crate::registry::validate_name(&name).map_err(|e| e.to_string())?;
     ws.ensure_dirs().map_err(|e| e.to_string())?;
     let log_path = ws.log_path(&name);
-    let log = logs::open_rotatable(&log_path)
+    // Our own stdout and stderr (a panic's message) go to the log, appended.
+    let log = logs::open_append(&log_path)
         .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
     proc::redirect_stdio(&log);
+    drop(log);
     let liveness = match proc::try_hold_lock(
         &ws.supervisors_lock_path(),
         crate::state::liveness_slot(&name),
@@ -55,6 +58,19 @@ pub fn init(args: &Args, ready: &mut Option<File>) -> Result<Option<Supervisor>,
         Err(e) => return Err(format!("cannot take the supervisor lock: {e}")),
     };
     let entry = Registry::load_one(&ws, &name).map_err(|e| e.to_string())?;
+    let pump = Pump::open(
+        log_path.clone(),
+        entry.log_max_bytes(),
+        entry.log_keep(),
+        entry.timestamps,
+    )
+    .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+    let fifo = Fifo::open(&ws, &name).map_err(|e| {
+        format!(
+            "cannot open {}: {e}",
+            crate::output::fifo_path(&ws, &name).display()
+        )
+    })?;
     let _ = proc::become_subreaper();
     let sigfd = SignalFd::new(&SIGNALS).map_err(|e| format!("cannot create a signalfd: {e}"))?;
     // Do not pin whatever directory the caller was in (a relative alert
@@ -75,7 +91,8 @@ pub fn init(args: &Args, ready: &mut Option<File>) -> Result<Option<Supervisor>,
     };
     let stop_signal = entry.stop_signal().to_string();
     let mut sup = Supervisor {
-        log: LogWatch::new(log, log_path, &entry, now),
+        log: LogWatch::new(pump, &entry, now),
+        fifo,
         registry: RegistryWatch::new(&ws),
         machine: Machine::running(&name, rules, stop_signal, status, 0, now, false),
         ws,
@@ -221,6 +238,11 @@ impl Supervisor {
         );
         self.command = Some((pid, Some(pidfd)));
         self.root = Root::Adopted(pid, start);
+        if let Adopted::Elsewhere(to) = self.fifo.adopt(pid) {
+            self.lifecycle(&format!(
+                "its output goes to {to}, not through its supervisor (it was started by an earlier version): restart it to bring its output under the log bound"
+            ));
+        }
         self.state.pid_start = Some(start);
         self.state.started_at = prev.started_at.clone();
         // The command runs as it was started, whatever the registry says now.
@@ -237,7 +259,7 @@ impl Supervisor {
             Ok(s) => s,
             Err(e) => return Err(clone_error(e)),
         };
-        let pid = spawner.spawn(None, std::os::fd::AsFd::as_fd(&self.log.file))?;
+        let pid = spawner.spawn(None, self.fifo.writer())?;
         let now = Instant::now();
         self.command = Some((pid, None));
         self.root = Root::Own;

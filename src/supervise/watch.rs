@@ -1,48 +1,36 @@
-//! What the supervisor looks at once a second: its log (rotation past its
-//! size, silence past `stale_after`) and the registry (its name removed).
-//! Each costs a `stat` or two when nothing changed.
+//! What the supervisor looks at once a second: its log (silence past
+//! `stale_after`, a log removed by hand, an idle buffer to give back) and
+//! the registry (its name removed). Each costs a `stat` or two when
+//! nothing changed.
 
-use std::fs::File;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::logs;
+use crate::output::Pump;
 use crate::registry::{Entry, Registry};
 use crate::workspace::Workspace;
 
-/// The log of the command: rotated by the supervisor's own descriptor.
+/// The command's log, written by `pump`, and how long it has been quiet.
 pub struct LogWatch {
-    pub file: File,
-    pub path: PathBuf,
-    max_bytes: u64,
-    keep: u32,
+    pub pump: Pump,
     stale_after: Option<Duration>,
-    len: u64,
     last_growth: Instant,
-    /// A rotation failed (full disk); said once, not every second.
-    rotate_failing: bool,
 }
 
 /// What one look at the log found.
 #[derive(Default)]
 pub struct LogLook {
-    /// A line for the process's log (a rotation that failed).
+    /// A line for the process's log (a write or rotation that failed).
     pub problem: Option<String>,
     /// The log has been quiet this many minutes, past `stale_after`.
     pub stale_min: Option<f64>,
 }
 
 impl LogWatch {
-    pub fn new(file: File, path: PathBuf, entry: &Entry, now: Instant) -> LogWatch {
+    pub fn new(pump: Pump, entry: &Entry, now: Instant) -> LogWatch {
         LogWatch {
-            file,
-            path,
-            max_bytes: entry.log_max_bytes(),
-            keep: entry.log_keep(),
+            pump,
             stale_after: entry.stale_after(),
-            len: 0,
             last_growth: now,
-            rotate_failing: false,
         }
     }
 
@@ -52,22 +40,12 @@ impl LogWatch {
     }
 
     pub fn look(&mut self, now: Instant, running: bool) -> LogLook {
-        let mut out = LogLook::default();
-        let len = self.file.metadata().map(|m| m.len()).unwrap_or(0);
-        if len > self.max_bytes {
-            // Nothing here may panic or stop: a full disk is the command's
-            // problem to report, not a reason for it to lose its supervisor.
-            match logs::rotate(&self.file, &self.path, self.keep) {
-                Ok(()) => self.rotate_failing = false,
-                Err(e) if !self.rotate_failing => {
-                    self.rotate_failing = true;
-                    out.problem = Some(format!("cannot rotate {}: {e}", self.path.display()));
-                }
-                Err(_) => {}
-            }
-        }
-        if len != self.len {
-            self.len = len;
+        self.pump.tick();
+        let mut out = LogLook {
+            problem: self.pump.problem.take(),
+            stale_min: None,
+        };
+        if self.pump.take_moved() > 0 {
             self.last_growth = now;
         }
         if let Some(limit) = self.stale_after
