@@ -258,6 +258,14 @@ pub struct Pump {
     moved: u64,
     /// A write or rotation failed (full disk); said once, not every time.
     failing: bool,
+    /// Output thrown away while the log could not be written (a full disk):
+    /// the command must not block on a full pipe for it. Said once writing works again.
+    dropped: u64,
+    /// /dev/null, where that output goes.
+    null: Option<File>,
+    /// The command writes into the log file itself (started by an earlier
+    /// version): no rotation under it, every write at the file's end.
+    shared: bool,
     /// Said about a failure, for the supervisor to log once it can.
     pub problem: Option<String>,
 }
@@ -280,14 +288,28 @@ impl Pump {
             input: Vec::new(),
             moved: 0,
             failing: false,
+            dropped: 0,
+            null: None,
+            shared: false,
             problem: None,
         };
         pump.at_line_start = pump.ends_with_newline();
         Ok(pump)
     }
 
-    pub fn file(&self) -> &File {
-        &self.log
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The command writes into this log itself: stop rotating it (a rename
+    /// would leave the command writing into `.1`) until it is restarted.
+    pub fn share_with_command(&mut self) {
+        self.shared = true;
+    }
+
+    /// A command started by us writes into the pipe: the log is ours alone again.
+    pub fn own_alone(&mut self) {
+        self.shared = false;
     }
 
     /// Bytes of output moved since the last call (for staleness).
@@ -336,16 +358,54 @@ impl Pump {
                 Ok(n) => {
                     moved += n;
                     self.failing = false;
+                    if self.dropped > 0 {
+                        let dropped = std::mem::take(&mut self.dropped);
+                        let line = crate::logs::lifecycle_line(&format!(
+                            "{dropped} bytes of output were dropped while {} could not be written",
+                            self.path.display()
+                        ));
+                        let _ = self.write_lines(line.as_bytes(), None);
+                    }
                 }
                 Err(e) => {
-                    // The bytes stay in the pipe; tried again at the next wake-up.
+                    // What waits is thrown away rather than left to fill the
+                    // pipe and block the command: it lives on, and is told.
                     self.fail(&e);
+                    self.dropped = self.dropped.saturating_add(self.discard(fifo));
                     break;
                 }
             }
         }
         self.moved += moved;
         moved >= DRAIN_BUDGET
+    }
+
+    /// Empties the pipe into /dev/null; returns how much went.
+    fn discard(&mut self, fifo: &Fifo) -> u64 {
+        if self.null.is_none() {
+            self.null = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .ok();
+        }
+        let Some(null) = &self.null else {
+            return 0;
+        };
+        let mut gone = 0u64;
+        while gone < DRAIN_BUDGET {
+            match rustix::pipe::splice(
+                fifo.reader(),
+                None,
+                null,
+                None,
+                SPLICE_MAX,
+                SpliceFlags::NONBLOCK,
+            ) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => gone += n as u64,
+            }
+        }
+        gone
     }
 
     fn fail(&mut self, e: &io::Error) {
@@ -357,6 +417,10 @@ impl Pump {
 
     /// One step without timestamps; 0 when the pipe is empty.
     fn pump_raw(&mut self, fifo: &Fifo) -> io::Result<u64> {
+        if self.shared {
+            self.measure();
+            return Ok(splice_to(fifo.reader(), &self.log, &mut self.len, SPLICE_MAX)? as u64);
+        }
         if self.len >= self.max {
             self.rotate()?;
         }
@@ -458,6 +522,10 @@ impl Pump {
     /// bound; a line longer than a whole file is cut, and with `stamp` its
     /// rest gets a stamp of its own.
     fn write_lines(&mut self, out: &[u8], stamp: Option<&str>) -> io::Result<()> {
+        if self.shared {
+            self.measure();
+            return self.write_at_end(out);
+        }
         let mut rest: std::borrow::Cow<'_, [u8]> = out.into();
         while !rest.is_empty() {
             if self.len >= self.max {

@@ -1,85 +1,35 @@
-//! The crontab lines, against the real `crontab` command. These tests change
-//! the invoking user's crontab, so they hold a lock against each other and
-//! put the original table back when they end.
+//! The crontab lines, against the real `crontab` command and the real cron
+//! daemon. Every test works on the crontab of a user of its own
+//! (`pg-cron-test`, created with `useradd`), never on the invoking user's:
+//! the binary runs as that user, and the test reads and resets that user's
+//! table with `crontab -u`. Needs root; under CI it must run, elsewhere it
+//! says it was skipped.
 
 mod common;
 
 use std::fs;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 
-/// Holds the crontab for one test and restores it afterwards.
-struct CrontabGuard {
-    original: Option<String>,
-    _lock: fs::File,
-}
-
-impl CrontabGuard {
-    fn take() -> CrontabGuard {
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(std::env::temp_dir().join("process-guardian-crontab-tests.lock"))
-            .unwrap();
-        lock.lock().unwrap();
-        let out = Command::new("crontab")
-            .arg("-l")
-            .output()
-            .expect("the crontab command (Debian: apt-get install cron)");
-        let original = out
-            .status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned());
-        CrontabGuard {
-            original,
-            _lock: lock,
-        }
-    }
-}
-
-impl Drop for CrontabGuard {
-    fn drop(&mut self) {
-        match &self.original {
-            Some(text) => set_crontab(text),
-            None => {
-                let _ = Command::new("crontab")
-                    .arg("-r")
-                    .stderr(Stdio::null())
-                    .status();
-            }
-        }
-    }
-}
-
-fn set_crontab(text: &str) {
-    let mut c = Command::new("crontab")
-        .arg("-")
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(c.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
-    drop(c.stdin.take());
-    assert!(c.wait().unwrap().success());
-}
-
-fn crontab() -> String {
-    String::from_utf8_lossy(&Command::new("crontab").arg("-l").output().unwrap().stdout)
-        .into_owned()
-}
-
 #[test]
 fn cron_install_is_idempotent_and_leaves_foreign_lines_alone() {
-    let _guard = CrontabGuard::take();
+    let Some(cron) = UserCrontab::take() else {
+        return;
+    };
     let env = Env::new();
+    env.give_to(cron.uid, cron.gid);
+    let ok = |args: &[&str]| {
+        let out = env.as_user(cron.who(), args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
     let foreign = "17 3 * * * /usr/bin/env echo 'nightly  job' # keep me exactly\n";
-    set_crontab(foreign);
-    env.ok(&["cron", "install"]);
-    let out = env.ok(&["cron", "install"]);
+    cron.set(foreign);
+    ok(&["cron", "install"]);
+    let out = ok(&["cron", "install"]);
     assert!(out.contains("already installed"), "{out}");
-    let table = crontab();
+    let table = cron.read();
     let ws = env.ws.display().to_string();
     let ours: Vec<&str> = table.lines().filter(|l| l.contains(&ws)).collect();
     assert_eq!(ours.len(), 2, "{table}");
@@ -107,12 +57,23 @@ fn cron_install_is_idempotent_and_leaves_foreign_lines_alone() {
             "{l}"
         );
     }
+    // Cron's environment is bare: the lines carry PATH and the alert directory.
+    for l in &ours {
+        assert!(l.contains("PATH="), "{l}");
+        assert!(
+            l.contains(&format!(
+                "PROCESS_GUARDIAN_ALERT_DIR={}",
+                env.alerts.display()
+            )),
+            "{l}"
+        );
+    }
     assert!(table.starts_with(foreign), "foreign line changed:\n{table}");
-    let shown = env.ok(&["cron", "show"]);
+    let shown = ok(&["cron", "show"]);
     assert_eq!(shown.lines().count(), 2, "{shown}");
-    env.ok(&["cron", "uninstall"]);
-    assert_eq!(crontab(), foreign);
-    let again = env.ok(&["cron", "uninstall"]);
+    ok(&["cron", "uninstall"]);
+    assert_eq!(cron.read(), foreign);
+    let again = ok(&["cron", "uninstall"]);
     assert!(again.contains("no healthcheck lines"), "{again}");
 }
 
@@ -130,25 +91,33 @@ fn real_cron_revives_a_dead_process() {
         running,
         "the cron daemon is not running (start it: `cron` or `service cron start`)"
     );
-    let _guard = CrontabGuard::take();
+    let cron = UserCrontab::take().expect("root, to create the test user");
     let env = Env::new();
-    env.ok(&["register", "cron-kept", "sleep 3000"]);
-    env.ok(&["start", "cron-kept"]);
-    env.ok(&["cron", "install", "--every-minute"]);
+    env.give_to(cron.uid, cron.gid);
+    let ok = |args: &[&str]| {
+        let out = env.as_user(cron.who(), args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    };
+    ok(&["register", "cron-kept", "sleep 3000"]);
+    ok(&["start", "cron-kept"]);
+    ok(&["cron", "install", "--every-minute"]);
+    let status = || -> serde_json::Value {
+        let out = env.as_user(cron.who(), &["status", "cron-kept", "--json"]);
+        serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap()[0].clone()
+    };
     let sup = env.supervisor_pid("cron-kept");
-    let cmd = env.pid_of("cron-kept").unwrap();
+    let cmd = status()["pid"].as_i64().unwrap() as i32;
     kill(sup, "KILL");
     kill(cmd, "KILL");
-    assert!(wait_until(Duration::from_secs(3), || env
-        .status_of("cron-kept")["state"]
-        == "dead"));
+    assert!(wait_until(Duration::from_secs(3), || status()["state"] == "dead"));
     let t = std::time::Instant::now();
     let revived = wait_until(Duration::from_secs(130), || {
-        env.pid_of("cron-kept")
-            .is_some_and(|p| p != cmd && alive(p))
+        status()["pid"]
+            .as_i64()
+            .is_some_and(|p| p as i32 != cmd && alive(p as i32))
     });
     let log = read(&env.ws.join(".process-guardian/logs/healthcheck.log"));
-    env.ok(&["cron", "uninstall"]);
+    ok(&["cron", "uninstall"]);
     assert!(
         revived,
         "not revived by cron within 130 s; healthcheck.log:\n{log}"

@@ -1,5 +1,6 @@
-//! Disk trouble: the workspace on a tiny, full tmpfs. Skipped, with a
-//! message, where this machine does not let the test mount one.
+//! Disk trouble: the workspace on a tiny, full tmpfs. Needs root's right to
+//! mount: where it is missing the test fails under CI (where it must run)
+//! and is skipped with a message elsewhere.
 
 mod common;
 
@@ -79,14 +80,33 @@ fn a_full_disk_refuses_register_and_keeps_the_command_running() {
         "the old registry is intact"
     );
 
-    // The log cannot grow and cannot rotate; the command lives on regardless.
-    std::thread::sleep(Duration::from_secs(3));
+    // The log cannot grow and cannot rotate; the command lives on
+    // regardless, and is not blocked writing into a full pipe: its loop
+    // keeps starting new `sleep`s.
+    let mut sleeps = std::collections::HashSet::new();
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < until {
+        let children =
+            fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        sleeps.extend(children.split_whitespace().map(str::to_string));
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(alive(pid), "the command was killed because its log is full");
+    assert!(
+        sleeps.len() > 20,
+        "the command's loop stalled: {} iterations in 3 s",
+        sleeps.len()
+    );
     let s = env.status_of("writer");
     assert_eq!(s["state"], "running");
     assert_eq!(s["pid"], pid);
 
     fs::remove_file(filler).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || read(&env.log_path("writer"))
+            .contains("bytes of output were dropped while")),
+        "the log says what was lost once it can"
+    );
     env.ok(&["register", "other", "sleep 1"]);
     env.ok(&["stop", "writer"]);
     assert!(!alive(pid));

@@ -64,30 +64,47 @@ fn the_seed_quick_start_works_verbatim_through_the_shim() {
 #[test]
 #[ignore = "builds a release binary; run by .ci/run"]
 fn install_sh_twice_installs_once() {
+    let Some(cron) = UserCrontab::take() else {
+        return;
+    };
     let env = Env::new();
     let prefix = env.ws.join("prefix");
-    let install = || run_with_deadline(install_sh(&env, &prefix, &[]), Duration::from_secs(900));
-    let before = Command::new("crontab").arg("-l").output().unwrap();
-    let original = before.status.success().then(|| stdout(&before));
-    let first = install();
-    let second = install();
-    let table = stdout(&Command::new("crontab").arg("-l").output().unwrap());
-    let uninstall = run_with_deadline(
-        install_sh(&env, &prefix, &["--uninstall"]),
-        Duration::from_secs(60),
+    // install.sh runs as root here (it builds in this repository), and
+    // `crontab` on its PATH is the real one pointed at the test user's
+    // table: the invoking user's crontab is never touched.
+    let wrapper = env.ws.join("crontab-of-test-user");
+    std::fs::create_dir_all(&wrapper).unwrap();
+    let real = stdout(
+        &Command::new("sh")
+            .args(["-c", "command -v crontab"])
+            .output()
+            .unwrap(),
     );
-    let after = stdout(&Command::new("crontab").arg("-l").output().unwrap());
-    // Put the table back as it was before asserting anything.
-    if let Some(o) = &original {
-        let mut c = Command::new("crontab")
-            .arg("-")
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(c.stdin.as_mut().unwrap(), o.as_bytes()).unwrap();
-        drop(c.stdin.take());
-        c.wait().unwrap();
-    }
+    std::fs::write(
+        wrapper.join("crontab"),
+        format!("#!/bin/sh\nexec {} -u {CRON_USER} \"$@\"\n", real.trim()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        wrapper.join("crontab"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        wrapper.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let install = |extra: &[&str]| {
+        let mut c = install_sh(&env, &prefix, extra);
+        c.env("PATH", &path);
+        run_with_deadline(c, Duration::from_secs(900))
+    };
+    let first = install(&[]);
+    let second = install(&[]);
+    let table = cron.read();
+    let uninstall = install(&["--uninstall"]);
+    let after = cron.read();
     assert!(
         first.status.success(),
         "{}{}",

@@ -4,8 +4,6 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -181,28 +179,13 @@ fn doctor_says_when_no_cron_daemon_runs() {
     assert!(v["checks"].as_array().unwrap().len() >= 5, "{v}");
 }
 
-/// A user of the test's own, so that no real crontab is touched.
-fn test_user() -> Option<(u32, u32)> {
-    let name = "pg-doctor-test";
-    let id = |flag: &str| -> Option<u32> {
-        let out = Command::new("id").args([flag, name]).output().ok()?;
-        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-    };
-    if id("-u").is_none() {
-        let _ = Command::new("useradd")
-            .args(["--no-create-home", "--shell", "/usr/sbin/nologin", name])
-            .status();
-    }
-    Some((id("-u")?, id("-g")?))
-}
-
 #[test]
 fn doctor_is_content_when_cron_runs_our_lines() {
     let running = fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .any(|e| fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "cron"));
-    let Some((uid, gid)) = test_user().filter(|_| running) else {
+    let Some((uid, gid)) = test_user("pg-doctor-test").filter(|_| running) else {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI runs as root with a cron daemon: this test must run there"
@@ -211,18 +194,8 @@ fn doctor_is_content_when_cron_runs_our_lines() {
         return;
     };
     let env = Env::new();
-    fs::set_permissions(env.ws.parent().unwrap(), fs::Permissions::from_mode(0o755)).unwrap();
-    for dir in [&env.ws, &env.alerts] {
-        std::os::unix::fs::chown(dir, Some(uid), Some(gid)).unwrap();
-    }
-    let as_user = |args: &[&str]| {
-        let mut c = env.cmd(args);
-        c.uid(uid)
-            .gid(gid)
-            .env("HOME", &env.ws)
-            .env("USER", "pg-doctor-test");
-        run_with_deadline(c, Duration::from_secs(30))
-    };
+    env.give_to(uid, gid);
+    let as_user = |args: &[&str]| env.as_user(("pg-doctor-test", uid, gid), args);
     for args in [
         &["register", "x", "sleep 1"][..],
         &["cron", "install"],

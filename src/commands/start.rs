@@ -27,6 +27,7 @@ pub fn flag_secs(flag: &str, v: f64) -> Result<Duration> {
 
 pub fn start(ws: &Workspace, name: &str, wait: Option<f64>) -> Result<Output> {
     let wait = wait.map(|w| flag_secs("--wait", w)).transpose()?;
+    Registry::precheck(ws, name)?;
     let lock = state::lock_name(ws, name)?;
     let started = start_locked(ws, name)?;
     drop(lock);
@@ -139,6 +140,7 @@ fn wait_alive(ws: &Workspace, name: &str, pid: i32, wait: Duration) -> Result<()
 }
 
 pub fn restart(ws: &Workspace, name: &str) -> Result<Output> {
+    Registry::precheck(ws, name)?;
     let lock = state::lock_name(ws, name)?;
     let stopped = super::stop::stop_locked(ws, name, None)?;
     let started = start_locked(ws, name)?;

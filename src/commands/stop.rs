@@ -18,6 +18,7 @@ pub fn run(ws: &Workspace, name: &str, timeout: Option<f64>) -> Result<Output> {
     let timeout = timeout
         .map(|t| super::start::flag_secs("--timeout", t))
         .transpose()?;
+    Registry::precheck(ws, name)?;
     let _lock = state::lock_name(ws, name)?;
     Ok(stop_locked(ws, name, timeout)?.output())
 }

@@ -54,6 +54,16 @@ impl Registry {
         serde::de::DeserializeSeed::deserialize(json::HasKey(name), &mut de).ok()
     }
 
+    /// Fails as `require` would when `name` is not registered, invalid, or
+    /// the registry unreadable, before anything is created for it; the
+    /// common case, a valid entry, costs one scan that parses that entry alone.
+    pub fn precheck(ws: &Workspace, name: &str) -> Result<()> {
+        if Registry::load_one(ws, name).is_err() {
+            Registry::load(ws)?.require(name)?;
+        }
+        Ok(())
+    }
+
     /// Only the registered names, every entry skipped unparsed: what the
     /// warden needs, with the least memory.
     pub fn names_only(ws: &Workspace) -> Result<Vec<String>> {
@@ -205,6 +215,11 @@ impl Registry {
         change: impl FnOnce(&mut Registry) -> Result<T>,
         before_rename: impl FnOnce(&Path) -> io::Result<()>,
     ) -> Result<T> {
+        // A registry that does not parse is reported before anything is
+        // created beside it (the state directory, the lock).
+        if ws.registry_path().exists() {
+            Registry::names_only(ws)?;
+        }
         ws.ensure_dirs()?;
         let _lock = fsutil::lock_exclusive(&ws.registry_lock_path())?;
         let mut registry = Registry::load(ws)?;

@@ -239,8 +239,11 @@ impl Supervisor {
         self.command = Some((pid, Some(pidfd)));
         self.root = Root::Adopted(pid, start);
         if let Adopted::Elsewhere(to) = self.fifo.adopt(pid) {
+            if to == self.log.pump.path().display().to_string() {
+                self.log.pump.share_with_command();
+            }
             self.lifecycle(&format!(
-                "its output goes to {to}, not through its supervisor (it was started by an earlier version): restart it to bring its output under the log bound"
+                "its output goes to {to}, not through its supervisor (it was started by an earlier version): its log is not rotated until it is restarted"
             ));
         }
         self.state.pid_start = Some(start);
@@ -266,6 +269,7 @@ impl Supervisor {
         self.state.pid_start = proc::stat(pid).map(|s| s.start_time);
         self.state.started_at = Some(fsutil::now_rfc3339());
         self.log.restarted(now);
+        self.log.pump.own_alone();
         Ok(pid)
     }
 }

@@ -228,3 +228,118 @@ pub fn stderr(o: &Output) -> String {
 pub fn read(p: &Path) -> String {
     fs::read_to_string(p).unwrap_or_default()
 }
+
+/// A system user of the tests' own (created with `useradd` if missing), so
+/// that what belongs to a user, such as a crontab, is never the invoking
+/// user's. `None` where users cannot be created (not root).
+pub fn test_user(name: &str) -> Option<(u32, u32)> {
+    let id = |flag: &str| -> Option<u32> {
+        let out = Command::new("id").args([flag, name]).output().ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    if id("-u").is_none() {
+        let _ = Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/usr/sbin/nologin", name])
+            .stderr(Stdio::null())
+            .status();
+    }
+    Some((id("-u")?, id("-g")?))
+}
+
+impl Env {
+    /// Gives the workspace and the alert directory to `uid`, so that the
+    /// binary run as that user accepts them as its own.
+    pub fn give_to(&self, uid: u32, gid: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(self.ws.parent().unwrap(), fs::Permissions::from_mode(0o755)).unwrap();
+        for dir in [&self.ws, &self.alerts] {
+            std::os::unix::fs::chown(dir, Some(uid), Some(gid)).unwrap();
+        }
+    }
+
+    /// The binary in this workspace, run as `user` (`uid`, `gid`).
+    pub fn as_user(&self, user: (&str, u32, u32), args: &[&str]) -> Output {
+        use std::os::unix::process::CommandExt;
+        let (name, uid, gid) = user;
+        let mut c = self.cmd(args);
+        c.uid(uid)
+            .gid(gid)
+            .env("HOME", &self.ws)
+            .env("USER", name)
+            .env("LOGNAME", name);
+        run_with_deadline(c, Duration::from_secs(60))
+    }
+}
+
+pub const CRON_USER: &str = "pg-cron-test";
+
+/// The crontab of the tests' own user `pg-cron-test`, held by one test at a time and emptied after.
+pub struct UserCrontab {
+    pub uid: u32,
+    pub gid: u32,
+    _lock: fs::File,
+}
+
+impl UserCrontab {
+    pub fn take() -> Option<UserCrontab> {
+        let Some((uid, gid)) = test_user(CRON_USER) else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs as root: the cron tests must run there"
+            );
+            eprintln!("skipped: needs root to create the user {CRON_USER}");
+            return None;
+        };
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(std::env::temp_dir().join("process-guardian-crontab-tests.lock"))
+            .unwrap();
+        lock.lock().unwrap();
+        let table = UserCrontab {
+            uid,
+            gid,
+            _lock: lock,
+        };
+        table.clear();
+        Some(table)
+    }
+
+    pub fn who(&self) -> (&'static str, u32, u32) {
+        (CRON_USER, self.uid, self.gid)
+    }
+
+    pub fn set(&self, text: &str) {
+        let mut c = Command::new("crontab")
+            .args(["-u", CRON_USER, "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("the crontab command (Debian: apt-get install cron)");
+        std::io::Write::write_all(c.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+        drop(c.stdin.take());
+        assert!(c.wait().unwrap().success());
+    }
+
+    pub fn read(&self) -> String {
+        stdout(
+            &Command::new("crontab")
+                .args(["-u", CRON_USER, "-l"])
+                .output()
+                .unwrap(),
+        )
+    }
+
+    pub fn clear(&self) {
+        let _ = Command::new("crontab")
+            .args(["-u", CRON_USER, "-r"])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for UserCrontab {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
