@@ -160,16 +160,17 @@ fn a_planted_symlink_is_replaced_not_followed() {
     assert!(wait_until(Duration::from_secs(2), || !env
         .alerts_of_kind("died")
         .is_empty()));
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(fs::read_to_string(&victim).unwrap(), "do not touch");
     let text = env.alerts.join("process_monitor_alert.txt");
+    // The flag and text follow the history line: wait for them, by content.
     assert!(
-        !fs::symlink_metadata(&text)
-            .unwrap()
-            .file_type()
-            .is_symlink()
+        wait_until(Duration::from_secs(5), || read(&text).contains("[died] x")),
+        "the alert text was not written"
     );
-    assert!(read(&text).contains("[died] x"));
+    assert!(
+        fs::symlink_metadata(&text).unwrap().file_type().is_file(),
+        "the link was replaced by a file of ours"
+    );
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "do not touch");
 }
 
 #[test]
@@ -191,7 +192,7 @@ fn concurrent_healthchecks_start_exactly_one_copy() {
         })
         .collect();
     for mut c in children {
-        let st = c.wait().unwrap();
+        let st = wait_child(&mut c, Duration::from_secs(60));
         assert!(matches!(st.code(), Some(0) | Some(1)), "{st:?}");
     }
     std::thread::sleep(Duration::from_millis(200));
@@ -231,9 +232,58 @@ fn a_new_boot_restarts_what_should_run() {
         .status_of("batch")["state"]
         == "completed"));
     kill_all_of(&env, "web");
+    // After a reboot, the recorded pids can belong to unrelated processes
+    // that happen to run with the same start times: only the boot id tells
+    // them apart. Two decoys take web's recorded pids, start times included.
+    let spawn_decoy = || {
+        std::process::Command::new("sleep")
+            .arg("1000")
+            .current_dir(&env.ws)
+            .spawn()
+            .unwrap()
+    };
+    let (mut decoy_cmd, mut decoy_sup) = (spawn_decoy(), spawn_decoy());
+    let state_path = env.ws.join(".process-guardian/run/web.json");
+    let mut st: Value = serde_json::from_slice(&fs::read(&state_path).unwrap()).unwrap();
+    for (key, start, child) in [
+        ("pid", "pid_start", &decoy_cmd),
+        ("supervisor_pid", "supervisor_start", &decoy_sup),
+    ] {
+        let pid = child.id() as i32;
+        st[key] = pid.into();
+        st[start] = stat(pid).unwrap().start_time.into();
+    }
+    fs::write(&state_path, serde_json::to_vec(&st).unwrap()).unwrap();
+    // In the same boot, web's recorded command would be taken for alive
+    // (pid and start time match) and adopted, not started.
+    let recorded_boot = st["boot_id"].as_str().unwrap().to_string();
+    assert!(process_guardian::proc::is_ours_alive(
+        decoy_cmd.id() as i32,
+        stat(decoy_cmd.id() as i32).unwrap().start_time,
+        &recorded_boot
+    ));
     // The machine "rebooted": the boot id changed (test-only override).
     let boot = [("PROCESS_GUARDIAN_BOOT_ID", "simulated-next-boot")];
     let (code, report) = healthcheck_json(&env, &boot);
+    let web = report["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "web")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(web["action"], "revived", "{report}");
+    assert_ne!(web["pid"], decoy_cmd.id(), "{report}");
+    for decoy in [&mut decoy_cmd, &mut decoy_sup] {
+        assert!(
+            decoy.try_wait().unwrap().is_none(),
+            "a process of the previous boot's pids was signalled"
+        );
+    }
+    decoy_cmd.kill().unwrap();
+    decoy_sup.kill().unwrap();
+    wait_child(&mut decoy_cmd, Duration::from_secs(5));
+    wait_child(&mut decoy_sup, Duration::from_secs(5));
     assert_eq!(code, 1);
     let acted: Vec<&str> = report["actions"]
         .as_array()

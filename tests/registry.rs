@@ -20,7 +20,7 @@ fn sixty_four_concurrent_registers_lose_nothing() {
         })
         .collect();
     for mut c in children {
-        let st = c.wait().unwrap();
+        let st = wait_child(&mut c, Duration::from_secs(60));
         assert!(st.success(), "a register failed");
     }
     let reg: serde_json::Value =

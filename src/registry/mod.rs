@@ -661,8 +661,17 @@ mod properties {
         fn any_text_parses_or_is_refused_with_a_location(text in "\\PC{0,200}") {
             match Registry::parse("r.json".into(), &text) {
                 Ok(reg) => {
+                    // Each listed name is found, as a valid entry or an
+                    // error naming it: never missing, never a panic.
                     for name in reg.names().map(str::to_string).collect::<Vec<_>>() {
-                        let _ = reg.get(&name);
+                        match reg.get(&name) {
+                            Ok(found) => prop_assert!(found.is_some(), "{name} listed but not found"),
+                            Err(Error::Invalid(msg)) => prop_assert!(
+                                msg.contains(&name) || msg.contains(&format!("{name:?}")),
+                                "{msg}"
+                            ),
+                            Err(other) => prop_assert!(false, "unexpected error {other:?}"),
+                        }
                     }
                 }
                 Err(Error::RegistryCorrupt { line, .. }) => prop_assert!(line >= 1),
