@@ -6,7 +6,10 @@
 #   bash scripts/install.sh [--prefix DIR] [--workspace DIR]
 #   bash scripts/install.sh --uninstall [--workspace DIR] [--remove-binary]
 #
-# --prefix DIR     install to DIR/bin (default: cargo's bin directory, ~/.cargo/bin)
+# --prefix DIR     install to DIR/bin, the bash completion to
+#                  DIR/share/bash-completion/completions and the manual page to
+#                  DIR/share/man/man1 (default prefix: ~/.cargo for the binary,
+#                  ~/.local for the rest)
 # --workspace DIR  where .process-registry.json lives (default:
 #                  $PROCESS_GUARDIAN_WORKSPACE, else $HOME)
 # --uninstall      remove this workspace's cron lines; the binary, registry
@@ -39,9 +42,13 @@ if [ -n "$prefix" ]; then
     mkdir -p "$prefix"
     prefix="$(cd "$prefix" && pwd)"
     bin="$prefix/bin/process-guardian"
+    share="$prefix/share"
 else
     bin="${CARGO_HOME:-$HOME/.cargo}/bin/process-guardian"
+    share="${XDG_DATA_HOME:-$HOME/.local/share}"
 fi
+completion="$share/bash-completion/completions/process-guardian"
+manpage="$share/man/man1/process-guardian.1"
 
 if [ "$uninstall" = 1 ]; then
     units="${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user"
@@ -54,6 +61,9 @@ if [ "$uninstall" = 1 ]; then
         "$bin" --workspace "$workspace" cron uninstall
     elif command -v process-guardian >/dev/null 2>&1 && command -v crontab >/dev/null 2>&1; then
         process-guardian --workspace "$workspace" cron uninstall
+    fi
+    if [ "$remove_binary" = 1 ]; then
+        rm -f "$completion" "$manpage"
     fi
     if [ "$remove_binary" = 1 ] && [ -e "$bin" ]; then
         rm -f "$bin"
@@ -74,6 +84,10 @@ built="$("$repo/scripts/static-build.sh")"
 mkdir -p "$(dirname "$bin")"
 install -m 0755 "$built" "$bin.new.$$"
 mv -f "$bin.new.$$" "$bin"
+# The bash completion and the manual page, written by the binary itself.
+mkdir -p "$(dirname "$completion")" "$(dirname "$manpage")"
+"$bin" completions bash > "$completion.new.$$" && mv -f "$completion.new.$$" "$completion"
+"$bin" man > "$manpage.new.$$" && mv -f "$manpage.new.$$" "$manpage"
 
 registry="$workspace/.process-registry.json"
 if [ ! -e "$registry" ]; then
@@ -134,6 +148,8 @@ cat <<TXT
 
 process-guardian is installed: $bin
 workspace: $workspace
+bash completion: $completion (loaded by bash-completion; or: source it from ~/.bashrc)
+manual page: $manpage (man process-guardian, with $share/man on MANPATH)
 
   process-guardian register my-bot "python3 bot.py" 480   # define it once
   process-guardian start my-bot                           # detached, supervised

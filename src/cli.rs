@@ -30,64 +30,134 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub workspace: Option<PathBuf>,
 
+    /// Print one JSON document for programs (errors too: {"error": {"code", "message"}} on stdout)
+    #[arg(long, global = true)]
+    pub json: bool,
+
     #[command(subcommand)]
     pub command: Cmd,
 }
 
+/// What NAME is, for every subcommand's help.
+pub const NAME_HELP: &str = "The process's name in the registry: letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit";
+
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Define (or update) a managed process
-    #[command(allow_negative_numbers = true)]
+    #[command(
+        allow_negative_numbers = true,
+        after_help = "Examples:\n  process-guardian register my-bot 'python3 bot.py' 480\n  process-guardian register web 'npm run dev' --env PORT=3000 --timestamps"
+    )]
     Register(RegisterArgs),
     /// Register and start in one step: run <name> [options] -- <program> [args...]
-    #[command(allow_negative_numbers = true)]
+    #[command(
+        allow_negative_numbers = true,
+        after_help = "Examples:\n  process-guardian run scraper -- python3 scrape.py --all\n  process-guardian --json run web --env PORT=3000 -- npm run dev"
+    )]
     Run(RunArgs),
     /// Stop a process and remove it from the registry
+    #[command(
+        after_help = "Examples:\n  process-guardian deregister my-bot\n  process-guardian deregister my-bot --purge"
+    )]
     Deregister {
+        #[arg(help = NAME_HELP)]
         name: String,
         /// Delete its logs and state too
         #[arg(long)]
         purge: bool,
     },
-    /// Start a registered process, fully detached; returns once it has exec'd
-    #[command(allow_negative_numbers = true)]
+    /// Start registered processes, fully detached; returns once each has exec'd
+    #[command(
+        allow_negative_numbers = true,
+        after_help = "Examples:\n  process-guardian start my-bot\n  process-guardian start web worker --wait 3\n  process-guardian --json start --all"
+    )]
     Start {
-        name: String,
+        #[arg(help = NAME_HELP, required_unless_present = "all")]
+        names: Vec<String>,
+        /// Every registered process
+        #[arg(long, conflicts_with = "names")]
+        all: bool,
         /// Also wait this many seconds and fail if the command died meanwhile
         #[arg(long, value_name = "SECS")]
         wait: Option<f64>,
     },
-    /// Stop a process: its stop signal to the whole group, then SIGKILL after the timeout
-    #[command(allow_negative_numbers = true)]
+    /// Stop processes: the stop signal to the whole group, then SIGKILL after the timeout
+    #[command(
+        allow_negative_numbers = true,
+        after_help = "Examples:\n  process-guardian stop my-bot\n  process-guardian stop --all --timeout 5"
+    )]
     Stop {
-        name: String,
+        #[arg(help = NAME_HELP, required_unless_present = "all")]
+        names: Vec<String>,
+        /// Every registered process
+        #[arg(long, conflicts_with = "names")]
+        all: bool,
         /// Seconds to wait before SIGKILL (default: the entry's stop_timeout_s, 10)
         #[arg(long, value_name = "S")]
         timeout: Option<f64>,
     },
     /// Stop and start again, resetting the crash counters
-    Restart { name: String },
+    #[command(
+        after_help = "Examples:\n  process-guardian restart my-bot\n  process-guardian restart --all"
+    )]
+    Restart {
+        #[arg(help = NAME_HELP, required_unless_present = "all")]
+        names: Vec<String>,
+        /// Every registered process
+        #[arg(long, conflicts_with = "names")]
+        all: bool,
+    },
     /// Show processes: a table for people, --json for programs
+    #[command(
+        after_help = "Examples:\n  process-guardian status\n  process-guardian status my-bot web --json"
+    )]
     Status {
-        name: Option<String>,
-        #[arg(long)]
-        json: bool,
+        /// Names to show (default: every registered process)
+        names: Vec<String>,
+    },
+    /// Send a signal to a running command's process group (HUP to reload, USR1…)
+    #[command(
+        after_help = "Examples:\n  process-guardian signal web HUP\n  process-guardian signal worker USR1"
+    )]
+    Signal {
+        #[arg(help = NAME_HELP)]
+        name: String,
+        /// A signal name (HUP, SIGUSR1, INT…) or number
+        signal: String,
+    },
+    /// Wait until a process is running, ready, stopped or exited
+    #[command(
+        allow_negative_numbers = true,
+        after_help = "Examples:\n  process-guardian wait web --for running --timeout 10\n  process-guardian wait batch --for exited"
+    )]
+    Wait {
+        #[arg(help = NAME_HELP)]
+        name: String,
+        /// The state to wait for
+        #[arg(long = "for", value_enum, default_value = "running")]
+        until: WaitFor,
+        /// Give up after this many seconds (exit 1; default: 60)
+        #[arg(long, value_name = "S")]
+        timeout: Option<f64>,
     },
     /// Revive whatever should run but does not; cron runs this every 5 minutes
+    #[command(
+        after_help = "Examples:\n  process-guardian healthcheck\n  process-guardian healthcheck --json"
+    )]
     Healthcheck {
-        #[arg(long)]
-        json: bool,
-        /// Look at this one name only (what the warden runs for a lost supervisor)
+        /// Look at this one process only (what the warden runs for a lost supervisor); NAME: letters, digits, '.', '_' and '-', at most 64
         #[arg(long, value_name = "NAME")]
         only: Option<String>,
     },
     /// Check what the safety net needs (cron or the user timer, the last healthcheck, logout, alert files)
-    Doctor {
-        #[arg(long)]
-        json: bool,
-    },
+    #[command(after_help = "Examples:\n  process-guardian doctor")]
+    Doctor,
     /// Print the last lines of a process's log, or follow it
+    #[command(
+        after_help = "Examples:\n  process-guardian logs my-bot -n 100\n  process-guardian logs web -f\n  process-guardian logs web --since 10m"
+    )]
     Logs {
+        #[arg(help = NAME_HELP)]
         name: String,
         /// How many lines (default 50; with --since, all of them)
         #[arg(short = 'n', long = "lines")]
@@ -100,10 +170,42 @@ pub enum Cmd {
         since: Option<String>,
     },
     /// Manage the crontab lines that run the healthcheck
+    #[command(
+        after_help = "Examples:\n  process-guardian cron install\n  process-guardian cron show"
+    )]
     Cron {
         #[command(subcommand)]
         action: CronAction,
     },
+    /// A Model Context Protocol server on stdio, for agents (tools: status, register, run, start, stop, restart, logs, wait, alerts)
+    #[command(
+        after_help = "Example (an MCP client's configuration):\n  {\"command\": \"process-guardian\", \"args\": [\"--workspace\", \"/path/to/project\", \"mcp\"]}"
+    )]
+    Mcp,
+    /// Print a shell completion script (bash, zsh, fish)
+    #[command(
+        after_help = "Examples:\n  process-guardian completions bash > ~/.local/share/bash-completion/completions/process-guardian"
+    )]
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff) on stdout
+    #[command(after_help = "Examples:\n  process-guardian man | man -l -")]
+    Man,
+}
+
+/// What `wait --for` waits for.
+#[derive(
+    clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum WaitFor {
+    /// Its command runs (exec confirmed)
+    Running,
+    /// Running and ready (without a readiness probe: running)
+    Ready,
+    /// Stopped by `stop`
+    Stopped,
+    /// Not running and not about to be restarted: completed, exited, failed, stopped or dead
+    Exited,
 }
 
 #[derive(Subcommand, Debug, Clone, Copy)]
@@ -120,7 +222,10 @@ pub enum CronAction {
     Show,
 }
 
-#[derive(Args, Debug, Default, Clone)]
+/// The options of an entry, from flags or (for the MCP server) from JSON
+/// with the same names in snake_case.
+#[derive(Args, Debug, Default, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct EntryOpts {
     /// Do not restart when it exits
     #[arg(long)]
@@ -162,6 +267,7 @@ pub struct EntryOpts {
 
 #[derive(Args, Debug)]
 pub struct RegisterArgs {
+    #[arg(help = NAME_HELP)]
     pub name: String,
     /// The command line; shell syntax runs under `sh -c`
     pub command: String,
@@ -173,6 +279,7 @@ pub struct RegisterArgs {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
+    #[arg(help = NAME_HELP)]
     pub name: String,
     /// Expected run time in minutes (0 = indefinite)
     #[arg(long, value_name = "MIN")]

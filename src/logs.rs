@@ -173,9 +173,8 @@ pub fn visible_line(line: &[u8], partial: bool) -> String {
 /// The most `logs -n` reads back to find its lines.
 const MAX_TAIL_READ: u64 = 16 * 1024 * 1024;
 
-/// The last `n` lines of a file (fewer if it has fewer).
-#[cfg(test)]
-fn tail(path: &Path, n: usize) -> io::Result<Vec<String>> {
+/// The last `n` lines of a file (fewer if it has fewer), lossy UTF-8.
+pub fn tail(path: &Path, n: usize) -> io::Result<Vec<String>> {
     tail_with_end(path, n).map(|(lines, _)| lines)
 }
 
@@ -216,10 +215,25 @@ pub enum From {
 /// Prints the lines chosen by `from`, then (with `follow`) everything
 /// appended, across rotations. Invalid UTF-8 is replaced; on a terminal,
 /// control characters are shown as `^X` rather than obeyed.
-pub fn print(path: &Path, from: &From, follow: bool, out: &mut impl Write) -> io::Result<()> {
-    let visible = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let show = |out: &mut dyn Write, line: &[u8]| -> io::Result<()> {
-        if visible {
+pub fn print(
+    path: &Path,
+    from: &From,
+    follow: bool,
+    json: bool,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let visible = !json && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    // With `json`, one object a line: `{"at", "line"}`, where `at` is the
+    // line's stamp, or that of the last stamped line before it (null before any).
+    let mut at: Option<String> = None;
+    let mut show = |out: &mut dyn Write, line: &[u8]| -> io::Result<()> {
+        if json {
+            if let Some(t) = line_stamp(line) {
+                at = Some(t.to_string());
+            }
+            let doc = serde_json::json!({ "at": at, "line": String::from_utf8_lossy(line) });
+            writeln!(out, "{doc}")
+        } else if visible {
             writeln!(out, "{}", visible_line_full(line))
         } else {
             out.write_all(String::from_utf8_lossy(line).as_bytes())?;

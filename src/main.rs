@@ -14,6 +14,12 @@ fn main() {
     // A command-line tool whose reader went away (`status | head -1`) ends
     // quietly, as Unix tools do, instead of panicking on a broken pipe.
     proc::default_sigpipe();
+    // Asked for JSON, before clap has had a say (a usage error is JSON too).
+    let wants_json = args
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json");
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -22,17 +28,32 @@ fn main() {
             } else {
                 error::EXIT_OK
             };
-            let _ = e.print();
+            if wants_json && code != error::EXIT_OK {
+                let text = e.render().to_string();
+                let first = text
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ");
+                commands::output::print_error_json(code, first);
+            } else {
+                let _ = e.print();
+            }
             std::process::exit(code);
         }
     };
+    let as_json = cli.json;
     let code = match commands::run(cli) {
         Ok(out) => {
             commands::print(&out);
             out.code
         }
         Err(e) => {
-            eprintln!("process-guardian: {e}");
+            if as_json {
+                commands::output::print_error_json(e.exit_code(), &e.to_string());
+            } else {
+                eprintln!("process-guardian: {e}");
+            }
             e.exit_code()
         }
     };

@@ -98,7 +98,14 @@ fn truncated_registry_is_refused_and_left_byte_identical() {
     ] {
         let out = env.run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-        let err = stderr(&out);
+        // With --json the error is a JSON document on stdout.
+        let err = if args.contains(&"--json") {
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(v["error"]["code"], 2);
+            v["error"]["message"].as_str().unwrap().to_string()
+        } else {
+            stderr(&out)
+        };
         assert!(
             err.contains(&env.registry_path().display().to_string()),
             "{err}"

@@ -127,6 +127,12 @@ fn install_sh_twice_installs_once() {
         "the installed binary is static: no PT_INTERP (dynamic loader) in its program headers"
     );
     assert!(env.registry_path().exists());
+    // The completion and the manual page, under the prefix.
+    let completion = read(&prefix.join("share/bash-completion/completions/process-guardian"));
+    assert!(completion.contains("complete -F"), "{completion}");
+    assert!(completion.contains("healthcheck"), "{completion}");
+    let man = read(&prefix.join("share/man/man1/process-guardian.1"));
+    assert!(man.contains(".TH process-guardian"), "{man}");
     let ws = env.ws.display().to_string();
     assert_eq!(
         table.lines().filter(|l| l.contains(&ws)).count(),

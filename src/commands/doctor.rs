@@ -41,7 +41,7 @@ fn warn(check: &'static str, detail: String, fix: String) -> Check {
     }
 }
 
-pub fn run(ws: &Workspace, as_json: bool) -> Result<Output> {
+pub fn run(ws: &Workspace) -> Result<Output> {
     let checks = vec![
         // Refused before this point if another user owns or can write it.
         ok(
@@ -75,9 +75,7 @@ pub fn run(ws: &Workspace, as_json: bool) -> Result<Output> {
         )
     });
     let json = serde_json::json!({ "ok": all_ok, "checks": checks });
-    Ok(Output::new(human, json)
-        .json(as_json)
-        .with_code(if all_ok { 0 } else { 1 }))
+    Ok(Output::new(human, json).with_code(if all_ok { 0 } else { 1 }))
 }
 
 /// The second line of defence: a running cron daemon with our lines, or

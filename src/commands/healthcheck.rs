@@ -124,7 +124,7 @@ pub fn run(ws: &Workspace, as_json: bool, only: Option<&str>) -> Result<Output> 
             .map(|(n, e, s)| super::status::row(ws, n, e, s))
             .collect(),
     };
-    Ok(Output::new(human, &report).json(true).with_code(code))
+    Ok(Output::new(human, &report).with_code(code))
 }
 
 fn action(name: &str, action: &'static str, detail: String, pid: Option<i32>) -> Action {

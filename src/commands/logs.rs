@@ -13,6 +13,7 @@ pub fn run(
     lines: Option<usize>,
     follow: bool,
     since: Option<&str>,
+    json: bool,
 ) -> Result<Output> {
     let mut from = match since {
         Some(text) => logs::From::Since(
@@ -45,7 +46,7 @@ pub fn run(
         from = logs::From::Last(usize::MAX);
     }
     let stdout = std::io::stdout();
-    match logs::print(&path, &from, follow, &mut stdout.lock()) {
+    match logs::print(&path, &from, follow, json, &mut stdout.lock()) {
         Ok(()) => Ok(Output::nothing()),
         // The reader went away (`logs -f | head`): not our failure.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Output::nothing()),

@@ -5,54 +5,151 @@ mod deregister;
 mod doctor;
 mod healthcheck;
 mod logs;
+mod mcp;
 pub mod output;
 mod register;
+mod signal;
 mod start;
 mod status;
 mod stop;
+mod wait;
 
 pub use output::{Output, print};
 
 use crate::cli::{Cli, Cmd};
-use crate::error::Result;
-use crate::registry::validate_name;
+use crate::error::{Error, Result};
+use crate::registry::{Registry, validate_name};
 use crate::workspace::Workspace;
 
-/// Runs a command and returns what it did; `print` shows it.
+/// Runs a command and returns what it did; `print` shows it (as JSON with `--json`).
 pub fn run(cli: Cli) -> Result<Output> {
+    let as_json = cli.json;
+    Ok(dispatch(cli)?.json(as_json))
+}
+
+fn dispatch(cli: Cli) -> Result<Output> {
+    let as_json = cli.json;
     // Names are checked before anything touches a path.
-    let name = match &cli.command {
-        Cmd::Register(a) => Some(&a.name),
-        Cmd::Run(a) => Some(&a.name),
+    let names: Vec<&String> = match &cli.command {
+        Cmd::Register(a) => vec![&a.name],
+        Cmd::Run(a) => vec![&a.name],
         Cmd::Deregister { name, .. }
-        | Cmd::Start { name, .. }
-        | Cmd::Stop { name, .. }
-        | Cmd::Restart { name }
-        | Cmd::Logs { name, .. } => Some(name),
-        Cmd::Status { name, .. } => name.as_ref(),
-        Cmd::Healthcheck { only, .. } => only.as_ref(),
-        Cmd::Cron { .. } | Cmd::Doctor { .. } => None,
+        | Cmd::Logs { name, .. }
+        | Cmd::Signal { name, .. }
+        | Cmd::Wait { name, .. } => vec![name],
+        Cmd::Start { names, .. }
+        | Cmd::Stop { names, .. }
+        | Cmd::Restart { names, .. }
+        | Cmd::Status { names } => names.iter().collect(),
+        Cmd::Healthcheck { only } => only.iter().collect(),
+        Cmd::Cron { .. } | Cmd::Doctor | Cmd::Mcp | Cmd::Completions { .. } | Cmd::Man => {
+            Vec::new()
+        }
     };
-    if let Some(name) = name {
+    for name in names {
         validate_name(name)?;
+    }
+    // What needs no workspace.
+    match &cli.command {
+        Cmd::Completions { shell } => return Ok(completions(*shell)),
+        Cmd::Man => return man(),
+        _ => {}
     }
     let ws = Workspace::resolve(cli.workspace.as_deref())?;
     match cli.command {
         Cmd::Register(a) => register::register(&ws, &a.name, a.command, a.duration_min, &a.opts),
         Cmd::Run(a) => register::run(&ws, &a),
         Cmd::Deregister { name, purge } => deregister::run(&ws, &name, purge),
-        Cmd::Start { name, wait } => start::start(&ws, &name, wait),
-        Cmd::Stop { name, timeout } => stop::run(&ws, &name, timeout),
-        Cmd::Restart { name } => start::restart(&ws, &name),
-        Cmd::Status { name, json } => status::run(&ws, name.as_deref(), json),
-        Cmd::Healthcheck { json, only } => healthcheck::run(&ws, json, only.as_deref()),
+        Cmd::Start { names, all, wait } => {
+            let wait = wait.map(|w| start::flag_secs("--wait", w)).transpose()?;
+            each(&ws, names, all, |n| start::start(&ws, n, wait))
+        }
+        Cmd::Stop {
+            names,
+            all,
+            timeout,
+        } => {
+            let timeout = timeout
+                .map(|t| start::flag_secs("--timeout", t))
+                .transpose()?;
+            each(&ws, names, all, |n| stop::run(&ws, n, timeout))
+        }
+        Cmd::Restart { names, all } => each(&ws, names, all, |n| start::restart(&ws, n)),
+        Cmd::Status { names } => status::run(&ws, &names, as_json),
+        Cmd::Signal { name, signal } => signal::run(&ws, &name, &signal),
+        Cmd::Wait {
+            name,
+            until,
+            timeout,
+        } => wait::run(&ws, &name, until, timeout),
+        Cmd::Healthcheck { only } => healthcheck::run(&ws, as_json, only.as_deref()),
         Cmd::Logs {
             name,
             lines,
             follow,
             since,
-        } => logs::run(&ws, &name, lines, follow, since.as_deref()),
+        } => logs::run(&ws, &name, lines, follow, since.as_deref(), as_json),
         Cmd::Cron { action } => cron::run(&ws, action),
-        Cmd::Doctor { json } => doctor::run(&ws, json),
+        Cmd::Doctor => doctor::run(&ws),
+        Cmd::Mcp => mcp::serve(&ws),
+        Cmd::Completions { .. } | Cmd::Man => unreachable!("answered above"),
     }
+}
+
+/// A command for several names (or `--all`): each in turn, in the order
+/// given; the human lines of each, a JSON array of each outcome (an error
+/// as `{"name", "error"}`), and the worst exit code. One name alone keeps
+/// the shape of its single outcome.
+fn each(
+    ws: &Workspace,
+    names: Vec<String>,
+    all: bool,
+    mut one: impl FnMut(&str) -> Result<Output>,
+) -> Result<Output> {
+    let names = if all {
+        Registry::load(ws)?.names().map(str::to_string).collect()
+    } else {
+        names
+    };
+    if names.len() == 1 && !all {
+        return one(&names[0]);
+    }
+    let mut out = Output::human(Vec::new());
+    let mut items = Vec::new();
+    for name in &names {
+        match one(name) {
+            Ok(o) => {
+                out.code = out.code.max(o.code);
+                out.human.extend(o.human);
+                out.stderr.extend(o.stderr);
+                items.push(serde_json::from_str(&o.json).unwrap_or(serde_json::Value::Null));
+            }
+            Err(e) => {
+                out.code = out.code.max(e.exit_code());
+                out.stderr.push(format!("process-guardian: {e}"));
+                items.push(serde_json::json!({ "name": name, "error": output::error_json(&e) }));
+            }
+        }
+    }
+    if names.is_empty() {
+        out.human.push("no processes registered".into());
+    }
+    out.json = serde_json::to_string_pretty(&items).unwrap_or_default();
+    Ok(out)
+}
+
+fn completions(shell: clap_complete::Shell) -> Output {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "process-guardian", &mut buf);
+    Output::raw(buf)
+}
+
+fn man() -> Result<Output> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd)
+        .render(&mut buf)
+        .map_err(|e| Error::Failed(format!("cannot render the manual page: {e}")))?;
+    Ok(Output::raw(buf))
 }

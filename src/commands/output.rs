@@ -13,6 +13,10 @@ use crate::error::EXIT_OK;
 pub struct Output {
     pub code: i32,
     pub human: Vec<String>,
+    /// Lines for a person's stderr (what went wrong for one of several names).
+    pub stderr: Vec<String>,
+    /// Bytes printed as they are, JSON or not (a completion script, a man page).
+    pub raw: Option<Vec<u8>>,
     /// The JSON document, already rendered (serialized straight from the
     /// outcome's borrowed fields: `status` of many processes stays cheap).
     pub json: String,
@@ -25,8 +29,18 @@ impl Output {
         Output {
             code: EXIT_OK,
             human,
+            stderr: Vec::new(),
+            raw: None,
             json: serde_json::to_string_pretty(&json).unwrap_or_default(),
             as_json: false,
+        }
+    }
+
+    /// Bytes to print as they are.
+    pub fn raw(bytes: Vec<u8>) -> Output {
+        Output {
+            raw: Some(bytes),
+            ..Output::human(Vec::new())
         }
     }
 
@@ -35,6 +49,8 @@ impl Output {
         Output {
             code: EXIT_OK,
             human,
+            stderr: Vec::new(),
+            raw: None,
             json: String::new(),
             as_json: false,
         }
@@ -60,6 +76,16 @@ impl Output {
 pub fn print(out: &Output) {
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::new(stdout.lock());
+    if let Some(raw) = &out.raw {
+        let _ = w.write_all(raw);
+        let _ = w.flush();
+        return;
+    }
+    if !out.as_json {
+        for line in &out.stderr {
+            eprintln!("{line}");
+        }
+    }
     if out.as_json {
         if !out.json.is_empty() {
             let _ = writeln!(w, "{}", out.json);
@@ -70,6 +96,21 @@ pub fn print(out: &Output) {
         }
     }
     let _ = w.flush();
+}
+
+/// An error as JSON: `{"code": N, "message": "…"}`.
+pub fn error_json(e: &crate::error::Error) -> serde_json::Value {
+    serde_json::json!({ "code": e.exit_code(), "message": e.to_string() })
+}
+
+/// Prints an error for a program: `{"error": {"code", "message"}}` on stdout.
+pub fn print_error_json(code: i32, message: &str) {
+    let doc = serde_json::json!({ "error": { "code": code, "message": message } });
+    let _ = writeln!(
+        std::io::stdout(),
+        "{}",
+        serde_json::to_string_pretty(&doc).unwrap_or_default()
+    );
 }
 
 /// What `start` (and `run`, `restart`) did.

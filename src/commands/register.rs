@@ -124,9 +124,18 @@ pub fn register(
 /// Running with the same definition: nothing to do. Running with another:
 /// the registry is updated and the process restarted, saying what changed.
 pub fn run(ws: &Workspace, a: &RunArgs) -> Result<Output> {
-    let command = cmdline::join(&a.argv);
-    let entry = build_entry(command, a.duration, &a.opts)?;
-    let name = a.name.as_str();
+    run_command(ws, &a.name, cmdline::join(&a.argv), a.duration, &a.opts)
+}
+
+/// `run` with the command line as one string (as `register` takes it).
+pub fn run_command(
+    ws: &Workspace,
+    name: &str,
+    command: String,
+    duration_min: Option<f64>,
+    opts: &EntryOpts,
+) -> Result<Output> {
+    let entry = build_entry(command, duration_min, opts)?;
     let lock = state::lock_name(ws, name)?;
     let before = Registry::load(ws)?.get(name).ok().flatten();
     Registry::update(ws, |reg| reg.insert(name, &entry))?;

@@ -25,8 +25,7 @@ pub fn flag_secs(flag: &str, v: f64) -> Result<Duration> {
     crate::fsutil::secs(v).ok_or_else(|| Error::Invalid(format!("{flag}: {v} is not a duration")))
 }
 
-pub fn start(ws: &Workspace, name: &str, wait: Option<f64>) -> Result<Output> {
-    let wait = wait.map(|w| flag_secs("--wait", w)).transpose()?;
+pub fn start(ws: &Workspace, name: &str, wait: Option<Duration>) -> Result<Output> {
     Registry::precheck(ws, name)?;
     let lock = state::lock_name(ws, name)?;
     let started = start_locked(ws, name)?;

@@ -109,14 +109,15 @@ fn frozen_message(seen: &Observed) -> Option<String> {
     ))
 }
 
-pub fn run(ws: &Workspace, name: Option<&str>, as_json: bool) -> Result<Output> {
+pub fn run(ws: &Workspace, only: &[String], as_json: bool) -> Result<Output> {
     let registry = Registry::load(ws)?;
-    let names: Vec<String> = match name {
-        Some(n) => {
+    let names: Vec<String> = if only.is_empty() {
+        registry.names().map(str::to_string).collect()
+    } else {
+        for n in only {
             registry.require(n)?;
-            vec![n.to_string()]
         }
-        None => registry.names().map(str::to_string).collect(),
+        only.to_vec()
     };
     let rows = observe_all(ws, &registry, &names)?;
     // An invalid entry is a row of its own; the others are shown as usual.
@@ -127,7 +128,7 @@ pub fn run(ws: &Workspace, name: Option<&str>, as_json: bool) -> Result<Output> 
     }
     if as_json {
         let arr: Vec<Row> = rows.iter().map(|(n, e, s)| row(ws, n, e, s)).collect();
-        return Ok(Output::new(Vec::new(), &arr).json(true));
+        return Ok(Output::new(Vec::new(), &arr));
     }
     if registry.is_empty() {
         return Ok(Output::human(vec![

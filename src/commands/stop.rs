@@ -14,10 +14,7 @@ use crate::workspace::Workspace;
 /// Extra time the supervisor gets beyond the stop timeout to finish its report.
 const SUPERVISOR_GRACE: Duration = Duration::from_secs(5);
 
-pub fn run(ws: &Workspace, name: &str, timeout: Option<f64>) -> Result<Output> {
-    let timeout = timeout
-        .map(|t| super::start::flag_secs("--timeout", t))
-        .transpose()?;
+pub fn run(ws: &Workspace, name: &str, timeout: Option<Duration>) -> Result<Output> {
     Registry::precheck(ws, name)?;
     let _lock = state::lock_name(ws, name)?;
     Ok(stop_locked(ws, name, timeout)?.output())
