@@ -47,7 +47,8 @@ pub enum Started {
 /// Starts `name` (adopting a command that outlived its supervisor); the
 /// caller holds the name's lock.
 pub fn start_locked(ws: &Workspace, name: &str) -> Result<Started> {
-    Registry::load(ws)?.require(name)?;
+    // Its own entry parsed alone: a start costs little more with a large registry.
+    Registry::precheck(ws, name)?;
     let seen = state::observe(ws, name)?;
     if seen.supervisor_alive {
         return Ok(Started::Already {
