@@ -263,6 +263,12 @@ pub struct EntryOpts {
     /// Prefix each line of output with its UTC time (2026-11-28T05:28:12.827Z)
     #[arg(long)]
     pub timestamps: bool,
+    /// A .env file of KEY=VALUE lines read at each start (relative to --cwd); --env overrides it
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+    /// Start (and revive) it after this registered process (repeatable)
+    #[arg(long = "after", value_name = "NAME")]
+    pub after: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -182,6 +182,8 @@ pub enum SpawnError {
     CwdMissing(std::path::PathBuf),
     /// An argument, a variable or a path holds a NUL byte.
     Nul(String),
+    /// The entry's env_file is missing, not ours, or not KEY=VALUE lines.
+    EnvFile(String),
     Os {
         program: String,
         source: std::io::Error,
@@ -197,6 +199,7 @@ impl std::fmt::Display for SpawnError {
             }
             SpawnError::CwdMissing(d) => write!(f, "working directory {} not found", d.display()),
             SpawnError::Nul(what) => write!(f, "{what} contains a NUL byte"),
+            SpawnError::EnvFile(why) => write!(f, "{why}"),
             SpawnError::Os { program, source } => write!(f, "cannot run {program}: {source}"),
         }
     }

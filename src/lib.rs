@@ -15,6 +15,7 @@ pub mod alert;
 pub mod cli;
 pub mod cmdline;
 pub mod commands;
+pub mod envfile;
 pub mod error;
 pub mod fsutil;
 #[allow(unsafe_code)]

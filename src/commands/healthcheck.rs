@@ -62,7 +62,20 @@ pub fn run(ws: &Workspace, as_json: bool, only: Option<&str>) -> Result<Output> 
     let mut actions: Vec<Action> = Vec::new();
     let mut healthy = 0usize;
     let mut to_drop = Vec::new();
-    for name in registry.names().filter(|n| only.is_none_or(|o| o == *n)) {
+    // What a process comes after is looked at (and revived) first.
+    let wanted: Vec<&str> = match only {
+        Some(o) => vec![o],
+        None => registry.names().collect(),
+    };
+    let mut order_problem = None;
+    let order: Vec<String> = match registry.in_start_order(&wanted) {
+        Ok(order) => order,
+        Err(e) => {
+            order_problem = Some(format!("{e}; looked at in the registry's order"));
+            wanted.iter().map(|n| n.to_string()).collect()
+        }
+    };
+    for name in order.iter().map(String::as_str) {
         match registry.get(name) {
             Ok(Some(entry)) => match check(ws, name, &entry)? {
                 Checked::Healthy => healthy += 1,
@@ -89,7 +102,10 @@ pub fn run(ws: &Workspace, as_json: bool, only: Option<&str>) -> Result<Output> 
     } else {
         Vec::new()
     };
-    let warnings: Vec<String> = alert::alert_dir_problem(ws).into_iter().collect();
+    let warnings: Vec<String> = alert::alert_dir_problem(ws)
+        .into_iter()
+        .chain(order_problem)
+        .collect();
     let unhealthy = actions.iter().any(|a| a.action != "dropped");
     let registry = Registry::load(ws)?;
     let mut human: Vec<String> = actions

@@ -276,6 +276,8 @@ fn tools() -> Value {
         "log_max_bytes": { "type": "integer", "minimum": 4096, "description": "Rotate its log past this size (default 10 MiB)" },
         "log_keep": { "type": "integer", "minimum": 0, "maximum": 100, "description": "Rotated logs to keep (default 3)" },
         "timestamps": { "type": "boolean", "description": "Prefix each line of output with its UTC time" },
+        "env_file": { "type": "string", "description": "A .env file of KEY=VALUE lines read at each start (relative to cwd); env overrides it" },
+        "after": { "type": "array", "items": name_schema(), "description": "Registered processes started (and revived) before this one" },
     });
     let name_only = json!({ "type": "object", "properties": { "name": name_schema() }, "required": ["name"], "additionalProperties": false });
     json!([

@@ -124,12 +124,16 @@ pub struct StartOutcome {
     pub state: Option<&'static str>,
     /// `start --wait S`: it was still running after this many seconds.
     pub waited_s: Option<f64>,
+    /// What it comes after, started (or found running) first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<StartOutcome>,
 }
 
 impl StartOutcome {
     pub fn lines(&self) -> Vec<String> {
         let name = &self.name;
-        let mut out = vec![match (self.result, self.pid) {
+        let mut out: Vec<String> = self.after.iter().flat_map(|a| a.lines()).collect();
+        out.push(match (self.result, self.pid) {
             ("started", Some(pid)) => format!("started {name} (pid {pid})"),
             ("adopted", Some(pid)) => {
                 format!("{name} was still running (pid {pid}); it is supervised again")
@@ -139,7 +143,7 @@ impl StartOutcome {
                 "{name} is already supervised ({})",
                 self.state.unwrap_or("running")
             ),
-        }];
+        });
         if let Some(s) = self.waited_s {
             out.push(format!("{name} is still running after {s} s"));
         }

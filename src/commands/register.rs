@@ -47,6 +47,12 @@ fn build_entry(command: String, duration_min: Option<f64>, opts: &EntryOpts) -> 
     e.log_max_bytes = opts.log_max_bytes;
     e.log_keep = opts.log_keep;
     e.timestamps = opts.timestamps;
+    e.after = opts.after.clone();
+    // Kept as an absolute path, so that it means the same from anywhere.
+    e.env_file = opts
+        .env_file
+        .as_ref()
+        .map(|p| cwd.join(p).display().to_string());
     e.validate()?;
     Ok(e)
 }
@@ -83,7 +89,12 @@ pub fn register(
 ) -> Result<Output> {
     let entry = build_entry(command, duration_min, opts)?;
     // Fields this version does not know survive a re-registration (see Registry::insert).
-    let updated = Registry::update(ws, |reg| reg.insert(name, &entry))?;
+    let updated = Registry::update(ws, |reg| {
+        let updated = reg.insert(name, &entry)?;
+        // An unknown name in `after`, or a cycle, is refused before anything is written.
+        reg.in_start_order(&[name])?;
+        Ok(updated)
+    })?;
     let seen = state::observe(ws, name)?;
     let running = seen
         .state
@@ -138,12 +149,19 @@ pub fn run_command(
     let entry = build_entry(command, duration_min, opts)?;
     let lock = state::lock_name(ws, name)?;
     let before = Registry::load(ws)?.get(name).ok().flatten();
-    Registry::update(ws, |reg| reg.insert(name, &entry))?;
+    Registry::update(ws, |reg| {
+        reg.insert(name, &entry)?;
+        reg.in_start_order(&[name])?;
+        Ok(())
+    })?;
     let seen = state::observe(ws, name)?;
     if !seen.supervisor_alive {
+        let before = start::start_after(ws, name)?;
         let started = start::start_locked(ws, name)?;
         drop(lock);
-        return Ok(start::finish_start(ws, name, started, None)?.output());
+        let mut outcome = start::finish_start(ws, name, started, None)?;
+        outcome.after = before;
+        return Ok(outcome.output());
     }
     let running = seen
         .state

@@ -27,10 +27,39 @@ pub fn flag_secs(flag: &str, v: f64) -> Result<Duration> {
 
 pub fn start(ws: &Workspace, name: &str, wait: Option<Duration>) -> Result<Output> {
     Registry::precheck(ws, name)?;
+    let before = start_after(ws, name)?;
     let lock = state::lock_name(ws, name)?;
     let started = start_locked(ws, name)?;
     drop(lock);
-    Ok(finish_start(ws, name, started, wait)?.output())
+    let mut outcome = finish_start(ws, name, started, wait)?;
+    outcome.after = before;
+    Ok(outcome.output())
+}
+
+/// Starts what `name` comes after (`after`, transitively, in order), each
+/// confirmed running before the next; what was already running is left as
+/// it is. A failure stops there, naming the one that failed.
+pub fn start_after(ws: &Workspace, name: &str) -> Result<Vec<StartOutcome>> {
+    if Registry::load_one(ws, name)?.after.is_empty() {
+        return Ok(Vec::new());
+    }
+    let order = Registry::load(ws)?.in_start_order(&[name])?;
+    let mut done = Vec::new();
+    for dep in order.iter().filter(|d| *d != name) {
+        let lock = state::lock_name(ws, dep)?;
+        let started = start_locked(ws, dep);
+        drop(lock);
+        let outcome = started.and_then(|s| finish_start(ws, dep, s, None));
+        match outcome {
+            Ok(o) => done.push(o),
+            Err(e) => {
+                return Err(Error::Failed(format!(
+                    "{name} comes after {dep}, which could not start: {e}"
+                )));
+            }
+        }
+    }
+    Ok(done)
 }
 
 /// What a start under the name's lock found or did.
@@ -79,6 +108,7 @@ pub fn finish_start(
         pid,
         state,
         waited_s: None,
+        after: Vec::new(),
     };
     let (mode, ready) = match started {
         Started::Already { pid, shown } => {

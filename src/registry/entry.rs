@@ -76,6 +76,12 @@ pub struct Entry {
     /// Each line of output prefixed with its UTC time to the millisecond.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub timestamps: bool,
+    /// A `.env` file read at each start (relative: to `cwd`); `env` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_file: Option<String>,
+    /// Processes started (and revived) before this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
 }
 
 /// Every field `Entry` knows, as serde's derive lists them; anything else
@@ -184,6 +190,17 @@ impl Entry {
         }
         if let Some(cmd) = &self.alert_command {
             no_nul("alert_command", cmd)?;
+        }
+        for dep in &self.after {
+            validate_name(dep)?;
+        }
+        if let Some(path) = &self.env_file {
+            if path.trim().is_empty() {
+                return Err(Error::Invalid(
+                    "env_file (--env-file) is empty: give the path of a KEY=VALUE file".into(),
+                ));
+            }
+            no_nul("env_file", path)?;
         }
         Ok(())
     }

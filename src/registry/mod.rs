@@ -158,6 +158,56 @@ impl Registry {
     }
 
     /// Like `get`, but a missing name is `NoSuchProcess` (exit 3).
+    /// `names` and every name they come after (`after`, transitively), each
+    /// listed after all it comes after, once. An `after` naming nothing
+    /// registered, or a cycle, is an error that names it.
+    pub fn in_start_order(&self, names: &[&str]) -> Result<Vec<String>> {
+        let mut done: Vec<String> = Vec::new();
+        let mut path: Vec<String> = Vec::new();
+        for name in names {
+            self.visit(name, &mut path, &mut done)?;
+        }
+        Ok(done)
+    }
+
+    fn visit(&self, name: &str, path: &mut Vec<String>, done: &mut Vec<String>) -> Result<()> {
+        if done.iter().any(|d| d == name) {
+            return Ok(());
+        }
+        if let Some(at) = path.iter().position(|p| p == name) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(name.to_string());
+            return Err(Error::Invalid(format!(
+                "the `after` order has a cycle: {} (each comes after the next)",
+                cycle.join(" → ")
+            )));
+        }
+        // An invalid entry is reported where it is used; here it has no `after`.
+        let after = match self.get(name) {
+            Ok(Some(e)) => e.after,
+            Ok(None) => {
+                return Err(self
+                    .require(name)
+                    .err()
+                    .unwrap_or_else(|| Error::Failed(name.into())));
+            }
+            Err(_) => Vec::new(),
+        };
+        path.push(name.to_string());
+        for dep in &after {
+            if !self.contains(dep) {
+                return Err(Error::Invalid(format!(
+                    "{name} comes after {dep:?}, which is not registered in {}",
+                    self.path.display()
+                )));
+            }
+            self.visit(dep, path, done)?;
+        }
+        path.pop();
+        done.push(name.to_string());
+        Ok(())
+    }
+
     pub fn require(&self, name: &str) -> Result<Entry> {
         self.get(name)?.ok_or_else(|| Error::NoSuchProcess {
             name: name.to_string(),
@@ -496,6 +546,8 @@ mod tests {
         e.log_keep = Some(1);
         e.stale_after_min = Some(1.0);
         e.timestamps = true;
+        e.env_file = Some("/x/.env".into());
+        e.after = vec!["other".into()];
         let Value::Object(map) = serde_json::to_value(&e).unwrap() else {
             panic!("an entry serializes as an object")
         };

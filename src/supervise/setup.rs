@@ -281,6 +281,7 @@ fn clone_error(e: &SpawnError) -> SpawnError {
         SpawnError::NotExecutable(p) => SpawnError::NotExecutable(p.clone()),
         SpawnError::CwdMissing(d) => SpawnError::CwdMissing(d.clone()),
         SpawnError::Nul(w) => SpawnError::Nul(w.clone()),
+        SpawnError::EnvFile(w) => SpawnError::EnvFile(w.clone()),
         SpawnError::Os { program, source } => SpawnError::Os {
             program: program.clone(),
             source: std::io::Error::new(source.kind(), source.to_string()),
@@ -349,12 +350,28 @@ fn build_spawner(
 ) -> Result<Spawner, SpawnError> {
     let cwd = command_cwd(ws, entry);
     let mut env = command_env(ws, name, mode);
+    if let Some(path) = &entry.env_file {
+        env.extend(read_env_file(&cwd.join(path))?);
+    }
     let command = cmdline::parse(&entry.command);
     env.extend(command.env);
     env.extend(entry.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.insert("PROCESS_GUARDIAN_NAME".into(), name.to_string());
     let env: Vec<(String, String)> = env.into_iter().collect();
     Spawner::new(&command.argv, &env, &cwd)
+}
+
+/// The pairs of an env file. It may be a link, but what it names must be a
+/// regular file of ours that nobody else can write: its variables (such as
+/// LD_PRELOAD) would run code as us.
+fn read_env_file(path: &std::path::Path) -> Result<Vec<(String, String)>, SpawnError> {
+    let shown = path.display();
+    let fail = |why: String| SpawnError::EnvFile(format!("env file {shown}: {why}"));
+    let file = File::open(path).map_err(|e| fail(e.to_string()))?;
+    fsutil::check_own_file(&file, path).map_err(|e| fail(e.to_string()))?;
+    let bytes = fsutil::read_all(file).map_err(|e| fail(e.to_string()))?;
+    let text = String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text".into()))?;
+    crate::envfile::parse(&text).map_err(fail)
 }
 
 /// How long a stop may take: the `stop --timeout` the CLI left in

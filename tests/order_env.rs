@@ -1,0 +1,154 @@
+//! `env_file` and `after`: a `.env` file read at each start, overridden by
+//! `--env`; processes started and revived after what they come after, and
+//! an unknown name or a cycle refused at register.
+
+mod common;
+
+use std::fs;
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn an_env_file_is_read_at_start_and_env_overrides_it() {
+    let env = Env::new();
+    fs::write(
+        env.ws.join(".env"),
+        "# settings\nexport TOKEN='s3cr3t value'\nMODE=from-file\nQUOTED=\"a\\tb\"\n",
+    )
+    .unwrap();
+    env.launch(
+        "bot",
+        "sh -c 'echo \"T=[$TOKEN] M=[$MODE] Q=[$QUOTED]\"; exec sleep 600'",
+        &["--env-file", ".env", "--env", "MODE=from-flag"],
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || read(&env.log_path("bot"))
+            .contains("T=[s3cr3t value] M=[from-flag] Q=[a\tb]")),
+        "{}",
+        read(&env.log_path("bot"))
+    );
+    env.ok(&["stop", "bot"]);
+    // Stored as an absolute path: it means the same from anywhere.
+    let reg = read(&env.registry_path());
+    assert!(
+        reg.contains(&format!(
+            "\"env_file\": \"{}\"",
+            env.ws.join(".env").display()
+        )),
+        "{reg}"
+    );
+    // Missing at start: a start-failed naming the path.
+    fs::remove_file(env.ws.join(".env")).unwrap();
+    let out = env.run(&["start", "bot"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains(".env"), "{}", stderr(&out));
+    assert_eq!(env.alerts_of_kind("start-failed").len(), 1);
+    // A line that is not KEY=VALUE: the line is named.
+    fs::write(env.ws.join(".env"), "A=1\nnot a pair\n").unwrap();
+    let out = env.run(&["start", "bot"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("line 2"), "{}", stderr(&out));
+    // Writable by others: refused (its variables would run code as us).
+    fs::write(env.ws.join(".env"), "A=1\n").unwrap();
+    fs::set_permissions(
+        env.ws.join(".env"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    let out = env.run(&["start", "bot"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("writable"), "{}", stderr(&out));
+}
+
+/// The start time of a running process, from /proc (clock ticks since boot).
+fn started_at(pid: i32) -> u64 {
+    stat(pid).unwrap().start_time
+}
+
+#[test]
+fn start_starts_what_it_comes_after_first_and_register_refuses_cycles() {
+    let env = Env::new();
+    env.ok(&["register", "db", "sleep 600"]);
+    env.ok(&["register", "cache", "sleep 601", "--after", "db"]);
+    env.ok(&[
+        "register",
+        "app",
+        "sleep 602",
+        "--after",
+        "cache",
+        "--after",
+        "db",
+    ]);
+    let out = env.run(&["--json", "start", "app"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let after: Vec<&str> = v["after"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(after, ["db", "cache"]);
+    let (db, cache, app) = (
+        env.pid_of("db").unwrap(),
+        env.pid_of("cache").unwrap(),
+        env.pid_of("app").unwrap(),
+    );
+    assert!(started_at(db) <= started_at(cache) && started_at(cache) <= started_at(app));
+    // Unknown names and cycles are refused at register, the registry untouched.
+    let before = read(&env.registry_path());
+    let out = env.run(&["register", "x", "sleep 1", "--after", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("\"nope\", which is not registered"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.run(&["register", "db", "sleep 600", "--after", "app"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("db → app → cache → db") || stderr(&out).contains("db → app → db"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(read(&env.registry_path()), before);
+    env.ok(&["stop", "--all"]);
+}
+
+#[test]
+fn healthcheck_revives_in_after_order() {
+    let env = Env::new();
+    // Registered in the reverse of their order.
+    env.ok(&["register", "web", "sleep 700", "--restart-cooldown", "0"]);
+    env.ok(&["register", "db", "sleep 600", "--restart-cooldown", "0"]);
+    env.ok(&[
+        "register",
+        "web",
+        "sleep 700",
+        "--restart-cooldown",
+        "0",
+        "--after",
+        "db",
+    ]);
+    env.ok(&["start", "web"]);
+    for name in ["web", "db"] {
+        let sup = env.supervisor_pid(name);
+        let cmd = env.pid_of(name).unwrap();
+        kill(sup, "KILL");
+        kill(cmd, "KILL");
+        assert!(wait_until(Duration::from_secs(3), || !alive(sup) && !alive(cmd)));
+    }
+    let out = env.run(&["--json", "healthcheck"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let acted: Vec<&str> = v["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(acted, ["db", "web"], "{v}");
+    let (db, web) = (env.pid_of("db").unwrap(), env.pid_of("web").unwrap());
+    assert!(started_at(db) <= started_at(web));
+    env.ok(&["stop", "--all"]);
+}
