@@ -78,17 +78,28 @@ impl<'de> serde::de::Visitor<'de> for NoDuplicateKeys {
         self,
         mut map: A,
     ) -> std::result::Result<Self, A::Error> {
-        // Keys borrowed from the text where they can be, compared in a
-        // list: objects here are small, and this pass runs on every load.
-        let mut seen: Vec<Key<'de>> = Vec::new();
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            if seen.iter().any(|k| k.0 == key.0) {
+        // Keys borrowed from the text where they can be: compared in a list
+        // while an object is small (an entry), hashed once it is not (the
+        // registry itself, a thousand names: a list made that quadratic).
+        let mut seen: Vec<std::borrow::Cow<'de, str>> = Vec::new();
+        let mut hashed: Option<std::collections::HashSet<std::borrow::Cow<'de, str>>> = None;
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            let repeated = match &mut hashed {
+                Some(set) => !set.insert(key.clone()),
+                None => {
+                    let repeated = seen.contains(&key);
+                    seen.push(key.clone());
+                    if seen.len() > 16 {
+                        hashed = Some(std::mem::take(&mut seen).into_iter().collect());
+                    }
+                    repeated
+                }
+            };
+            if repeated {
                 return Err(serde::de::Error::custom(format!(
-                    "the key {:?} appears twice in one object",
-                    key.0
+                    "the key {key:?} appears twice in one object"
                 )));
             }
-            seen.push(key);
             map.next_value::<NoDuplicateKeys>()?;
         }
         Ok(self)

@@ -636,6 +636,28 @@ mod tests {
         let err =
             Registry::parse("r".into(), r#"{"a": {"command": "x", "command": "y"}}"#).unwrap_err();
         assert!(matches!(err, Error::RegistryCorrupt { .. }), "{err}");
+        // In a large object too (past the list, in the hash), wherever the repeat is.
+        for repeat in ["p0", "p17", "p29"] {
+            let mut text: Vec<String> = (0..30)
+                .map(|i| format!("\"p{i}\": {{\"command\": \"x\"}}"))
+                .collect();
+            text.push(format!("\"{repeat}\": {{\"command\": \"y\"}}"));
+            let text = format!("{{{}}}", text.join(",\n"));
+            match Registry::parse("r".into(), &text).unwrap_err() {
+                Error::RegistryCorrupt { line, reason, .. } => {
+                    assert_eq!(line, 31);
+                    assert!(
+                        reason.contains(&format!("{repeat:?} appears twice")),
+                        "{reason}"
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let distinct: Vec<String> = (0..30)
+            .map(|i| format!("\"p{i}\": {{\"command\": \"x\"}}"))
+            .collect();
+        assert!(Registry::parse("r".into(), &format!("{{{}}}", distinct.join(","))).is_ok());
         let err =
             Registry::parse_bytes("r".into(), b"{\n  \"a\": {\"command\": \"\xff\"}}").unwrap_err();
         match err {
