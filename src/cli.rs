@@ -80,6 +80,9 @@ pub enum Cmd {
         /// Also wait this many seconds and fail if the command died meanwhile
         #[arg(long, value_name = "SECS")]
         wait: Option<f64>,
+        /// Return once it is ready (its probe passed; without one, exec'd), 1 if it dies or S pass (default 60)
+        #[arg(long, value_name = "S", num_args = 0..=1, default_missing_value = "60")]
+        wait_ready: Option<f64>,
     },
     /// Stop processes: the stop signal to the whole group, then SIGKILL after the timeout
     #[command(
@@ -269,6 +272,21 @@ pub struct EntryOpts {
     /// Start (and revive) it after this registered process (repeatable)
     #[arg(long = "after", value_name = "NAME")]
     pub after: Vec<String>,
+    /// Ready once this answers 2xx/3xx to a GET (plain http://)
+    #[arg(long, value_name = "URL")]
+    pub ready_http: Option<String>,
+    /// Ready once this accepts a connection
+    #[arg(long, value_name = "HOST:PORT")]
+    pub ready_tcp: Option<String>,
+    /// Ready once this exits 0 (sh -c, in the command's directory)
+    #[arg(long, value_name = "CMD")]
+    pub ready_cmd: Option<String>,
+    /// Ready once a line of its output matches this regex
+    #[arg(long, value_name = "REGEX")]
+    pub ready_log: Option<String>,
+    /// Seconds it may take to become ready (default 60)
+    #[arg(long, value_name = "S")]
+    pub ready_timeout: Option<f64>,
 }
 
 #[derive(Args, Debug)]
@@ -290,6 +308,9 @@ pub struct RunArgs {
     /// Expected run time in minutes (0 = indefinite)
     #[arg(long, value_name = "MIN")]
     pub duration: Option<f64>,
+    /// Return once it is ready (its probe passed; without one, exec'd), 1 if it dies or S pass (default 60)
+    #[arg(long, value_name = "S", num_args = 0..=1, default_missing_value = "60")]
+    pub wait_ready: Option<f64>,
     #[command(flatten)]
     pub opts: EntryOpts,
     /// The program and its arguments, after --

@@ -23,6 +23,7 @@ pub mod launch;
 pub mod logs;
 pub mod output;
 pub mod policy;
+pub mod probe;
 #[allow(unsafe_code)]
 pub mod proc;
 pub mod registry;

@@ -11,6 +11,10 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("supervise") {
         std::process::exit(supervise::main(&args[2..]));
     }
+    // A readiness probe, started by a supervisor: as light as the supervisor.
+    if args.get(1).map(String::as_str) == Some("probe") {
+        std::process::exit(process_guardian::probe::main(&args[2..]));
+    }
     // A command-line tool whose reader went away (`status | head -1`) ends
     // quietly, as Unix tools do, instead of panicking on a broken pipe.
     proc::default_sigpipe();

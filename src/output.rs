@@ -301,6 +301,11 @@ impl Pump {
         &self.path
     }
 
+    /// The log's size: where its next byte goes.
+    pub fn size(&self) -> u64 {
+        self.len
+    }
+
     /// The command writes into this log itself: stop rotating it (a rename
     /// would leave the command writing into `.1`) until it is restarted.
     pub fn share_with_command(&mut self) {

@@ -40,6 +40,8 @@ pub enum Phase {
 #[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Shown {
+    /// Running, its readiness probe not passed yet.
+    Starting,
     Running,
     Backoff,
     Stopped,
@@ -53,6 +55,7 @@ pub enum Shown {
 impl Shown {
     pub fn as_str(self) -> &'static str {
         match self {
+            Shown::Starting => "starting",
             Shown::Running => "running",
             Shown::Backoff => "backoff",
             Shown::Stopped => "stopped",
@@ -111,6 +114,9 @@ pub struct RunState {
     pub failed_at: Option<String>,
     pub stopped_by: Option<String>,
     pub message: Option<String>,
+    /// With a readiness probe: whether the running command has passed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
     /// The entry the command was started with, as the supervisor read it,
     /// kept as its JSON text: `status` compares that text with the
     /// registry's entry written the same way (`config_changed`) without
@@ -288,6 +294,7 @@ pub fn observe_state(ws: &Workspace, name: &str, state: Option<RunState>, deep: 
                 Shown::Stopped
             }
         }
+        Phase::Running if st.ready == Some(false) => Shown::Starting,
         Phase::Running => Shown::Running,
         Phase::Backoff => Shown::Backoff,
     };

@@ -43,7 +43,11 @@ fn an_env_file_is_read_at_start_and_env_overrides_it() {
     let out = env.run(&["start", "bot"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains(".env"), "{}", stderr(&out));
-    assert_eq!(env.alerts_of_kind("start-failed").len(), 1);
+    // The alert follows the report to `start`: awaited, not assumed.
+    assert!(wait_until(Duration::from_secs(5), || env
+        .alerts_of_kind("start-failed")
+        .len()
+        == 1));
     // A line that is not KEY=VALUE: the line is named.
     fs::write(env.ws.join(".env"), "A=1\nnot a pair\n").unwrap();
     let out = env.run(&["start", "bot"]);

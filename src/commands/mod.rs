@@ -58,11 +58,35 @@ fn dispatch(cli: Cli) -> Result<Output> {
     let ws = Workspace::resolve(cli.workspace.as_deref())?;
     match cli.command {
         Cmd::Register(a) => register::register(&ws, &a.name, a.command, a.duration_min, &a.opts),
-        Cmd::Run(a) => register::run(&ws, &a),
+        Cmd::Run(a) => {
+            let ready = a
+                .wait_ready
+                .map(|t| start::flag_secs("--wait-ready", t))
+                .transpose()?;
+            let mut out = register::run(&ws, &a)?;
+            if let Some(t) = ready {
+                out.human.push(start::wait_ready(&ws, &a.name, t)?);
+            }
+            Ok(out)
+        }
         Cmd::Deregister { name, purge } => deregister::run(&ws, &name, purge),
-        Cmd::Start { names, all, wait } => {
+        Cmd::Start {
+            names,
+            all,
+            wait,
+            wait_ready,
+        } => {
             let wait = wait.map(|w| start::flag_secs("--wait", w)).transpose()?;
-            each(&ws, names, all, |n| start::start(&ws, n, wait))
+            let ready = wait_ready
+                .map(|t| start::flag_secs("--wait-ready", t))
+                .transpose()?;
+            each(&ws, names, all, |n| {
+                let mut out = start::start(&ws, n, wait)?;
+                if let Some(t) = ready {
+                    out.human.push(start::wait_ready(&ws, n, t)?);
+                }
+                Ok(out)
+            })
         }
         Cmd::Stop {
             names,

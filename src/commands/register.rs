@@ -48,6 +48,14 @@ fn build_entry(command: String, duration_min: Option<f64>, opts: &EntryOpts) -> 
     e.log_keep = opts.log_keep;
     e.timestamps = opts.timestamps;
     e.after = opts.after.clone();
+    let probe = crate::probe::Ready {
+        http: opts.ready_http.clone(),
+        tcp: opts.ready_tcp.clone(),
+        cmd: opts.ready_cmd.clone(),
+        log: opts.ready_log.clone(),
+        timeout_s: opts.ready_timeout,
+    };
+    e.ready = (probe != crate::probe::Ready::default()).then_some(probe);
     // Kept as an absolute path, so that it means the same from anywhere.
     e.env_file = opts
         .env_file

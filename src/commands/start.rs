@@ -36,6 +36,46 @@ pub fn start(ws: &Workspace, name: &str, wait: Option<Duration>) -> Result<Outpu
     Ok(outcome.output())
 }
 
+/// Waits until `name` is ready (its probe passed; without one, running):
+/// the line to say, or, as soon as it dies (or the time is up), an error
+/// with the last lines of its log.
+pub fn wait_ready(ws: &Workspace, name: &str, timeout: Duration) -> Result<String> {
+    use crate::state::Shown;
+    let started = Instant::now();
+    let deadline = crate::fsutil::after(started, timeout);
+    let first = state::observe(ws, name)?.pid();
+    loop {
+        let seen = state::observe(ws, name)?;
+        let same = seen.command_alive && seen.pid() == first;
+        let why = match seen.shown {
+            Shown::Running if same => {
+                return Ok(format!(
+                    "{name} is ready (after {:.1} s)",
+                    started.elapsed().as_secs_f64()
+                ));
+            }
+            Shown::Starting if same => {
+                if Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+                format!("{name} is not ready after {:.1} s", timeout.as_secs_f64())
+            }
+            shown => format!("{name} died before it was ready (now {})", shown.as_str()),
+        };
+        let tail = crate::logs::alert_tail(&ws.log_path(name));
+        let mut msg = why;
+        if !tail.is_empty() {
+            msg.push_str("; the last lines of its log:");
+            for line in tail {
+                msg.push_str("\n  ");
+                msg.push_str(&line);
+            }
+        }
+        return Err(Error::Failed(msg));
+    }
+}
+
 /// Starts what `name` comes after (`after`, transitively, in order), each
 /// confirmed running before the next; what was already running is left as
 /// it is. A failure stops there, naming the one that failed.

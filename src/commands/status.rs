@@ -53,7 +53,7 @@ fn no_entry() -> &'static Entry {
 
 pub fn row<'a>(ws: &Workspace, name: &'a str, entry: &'a Checked, seen: &'a Observed) -> Row<'a> {
     let st = seen.state.as_ref();
-    let running = seen.shown == Shown::Running;
+    let running = matches!(seen.shown, Shown::Running | Shown::Starting);
     let (entry, invalid) = match entry {
         Ok(e) => (e, None),
         Err(why) => (no_entry(), Some(why.as_str())),
@@ -224,7 +224,7 @@ fn cells(name: &str, entry: &Checked, seen: &Observed) -> [String; 8] {
         return cells;
     };
     let st = seen.state.as_ref();
-    let running = seen.shown == Shown::Running;
+    let running = matches!(seen.shown, Shown::Running | Shown::Starting);
     let last_exit = st
         .and_then(|s| s.last_exit.as_ref())
         .map_or("-".into(), |e| {
@@ -283,7 +283,7 @@ fn table(rows: &[(String, Checked, Observed)], color: bool) -> Vec<String> {
         let paint = color.then_some(match seen.shown {
             _ if entry.is_err() => "31",
             Shown::Running => "32",
-            Shown::Backoff => "33",
+            Shown::Backoff | Shown::Starting => "33",
             Shown::Dead | Shown::Failed => "31",
             _ => "2",
         });

@@ -77,7 +77,8 @@ pub fn run(ws: &Workspace, name: &str, until: WaitFor, timeout: Option<f64>) -> 
 fn reached(until: WaitFor, shown: Shown, command_alive: bool) -> bool {
     match until {
         // Without a readiness probe, ready is running with its exec confirmed.
-        WaitFor::Running | WaitFor::Ready => shown == Shown::Running && command_alive,
+        WaitFor::Running => matches!(shown, Shown::Running | Shown::Starting) && command_alive,
+        WaitFor::Ready => shown == Shown::Running && command_alive,
         WaitFor::Stopped => shown == Shown::Stopped,
         WaitFor::Exited => matches!(
             shown,

@@ -82,6 +82,9 @@ pub struct Entry {
     /// Processes started (and revived) before this one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<String>,
+    /// When it is ready: a probe passed after each start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<crate::probe::Ready>,
 }
 
 /// Every field `Entry` knows, as serde's derive lists them; anything else
@@ -193,6 +196,9 @@ impl Entry {
         }
         for dep in &self.after {
             validate_name(dep)?;
+        }
+        if let Some(r) = &self.ready {
+            r.validate().map_err(Error::Invalid)?;
         }
         if let Some(path) = &self.env_file {
             if path.trim().is_empty() {

@@ -548,6 +548,10 @@ mod tests {
         e.timestamps = true;
         e.env_file = Some("/x/.env".into());
         e.after = vec!["other".into()];
+        e.ready = Some(crate::probe::Ready {
+            tcp: Some("127.0.0.1:1".into()),
+            ..Default::default()
+        });
         let Value::Object(map) = serde_json::to_value(&e).unwrap() else {
             panic!("an entry serializes as an object")
         };

@@ -20,6 +20,7 @@
 
 mod hooks;
 pub mod machine;
+mod ready;
 mod setup;
 mod tree;
 mod warden;
@@ -118,6 +119,8 @@ pub(crate) struct Supervisor {
     log: watch::LogWatch,
     /// The pipe the command writes to; drained into `log`.
     fifo: crate::output::Fifo,
+    /// The readiness probe of the running command.
+    readiness: ready::Readiness,
     registry: watch::RegistryWatch,
     hooks: hooks::Hooks,
     /// The safety net without cron, active while this supervisor holds the warden lock.
@@ -140,9 +143,13 @@ impl Supervisor {
         while !self.machine.is_done() {
             let now = Instant::now();
             let mut at = next_watch;
-            for t in [self.machine.next_wakeup(now), self.hooks.next_deadline()]
-                .into_iter()
-                .flatten()
+            for t in [
+                self.machine.next_wakeup(now),
+                self.hooks.next_deadline(),
+                self.readiness.next_wakeup(),
+            ]
+            .into_iter()
+            .flatten()
             {
                 at = at.min(t);
             }
@@ -157,6 +164,9 @@ impl Supervisor {
                 0
             };
             self.feed(Event::Tick { alive }, now);
+            if let Some(line) = self.readiness.tick(now, self.command.is_some()) {
+                self.lifecycle(&line);
+            }
             if now >= next_watch {
                 next_watch = fsutil::after(now, TICK);
                 if !self.machine.is_done() && !self.machine.is_stopping() {
@@ -217,6 +227,17 @@ impl Supervisor {
                 self.command = None;
                 self.leftovers = self.root;
                 self.command_ended(r.pid, r.code, r.signal);
+            } else if let Some(ready) =
+                self.readiness
+                    .reaped(r.pid, r.code == Some(0), Instant::now())
+            {
+                if let Some(line) = ready {
+                    self.lifecycle(&line);
+                    self.save();
+                    // What the probes allocated is handed back: a probe must
+                    // not cost a long-lived supervisor memory.
+                    proc::release_free_heap();
+                }
             } else if let Some(Some(line)) = self.hooks.reaped(&r) {
                 self.lifecycle(&line);
             } else {
@@ -229,6 +250,7 @@ impl Supervisor {
     fn not_ours(&self) -> Vec<i32> {
         let mut pids = self.hooks.pids();
         pids.extend(self.warden.pids());
+        pids.extend(self.readiness.pid());
         pids
     }
 
@@ -353,6 +375,7 @@ impl Supervisor {
         self.state.last_exit = st.last_exit.clone();
         self.state.stopped_by = st.stopped_by.clone();
         self.state.message = st.message.clone();
+        self.state.ready = self.readiness.state();
         let now = Instant::now();
         self.state.next_start_at = st.next_start.map(|t| {
             let ms = t.saturating_duration_since(now).as_millis();

@@ -93,6 +93,12 @@ pub fn init(args: &Args, ready: &mut Option<File>) -> Result<Option<Supervisor>,
     let mut sup = Supervisor {
         log: LogWatch::new(pump, &entry, now),
         fifo,
+        readiness: super::ready::Readiness::new(
+            &entry,
+            command_cwd(&ws, &entry),
+            log_path.clone(),
+            now,
+        ),
         registry: RegistryWatch::new(&ws),
         machine: Machine::running(&name, rules, stop_signal, status, 0, now, false),
         ws,
@@ -238,6 +244,7 @@ impl Supervisor {
         );
         self.command = Some((pid, Some(pidfd)));
         self.root = Root::Adopted(pid, start);
+        self.readiness.adopted(prev.ready, Instant::now());
         if let Adopted::Elsewhere(to) = self.fifo.adopt(pid) {
             if to == self.log.pump.path().display().to_string() {
                 self.log.pump.share_with_command();
@@ -270,6 +277,7 @@ impl Supervisor {
         self.state.started_at = Some(fsutil::now_rfc3339());
         self.log.restarted(now);
         self.log.pump.own_alone();
+        self.readiness.started(now, self.log.pump.size());
         Ok(pid)
     }
 }

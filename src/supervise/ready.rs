@@ -1,0 +1,184 @@
+//! Readiness: after each start, the entry's probe is run (as the hidden
+//! `probe` subcommand, a child of its own, so nothing here can block or
+//! grow the supervisor) every quarter second until it passes; past the
+//! entry's timeout, every two seconds, said once in the log.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::registry::Entry;
+
+const EVERY: Duration = Duration::from_millis(250);
+const EVERY_LATE: Duration = Duration::from_secs(2);
+
+pub struct Readiness {
+    /// (kind, target) of the probe, if the entry has one.
+    probe: Option<(&'static str, String)>,
+    timeout: Duration,
+    cwd: PathBuf,
+    log: PathBuf,
+    /// The running command has not passed it yet.
+    pending: bool,
+    since: Instant,
+    next: Instant,
+    /// The probe under way, and the start it belongs to.
+    child: Option<(i32, u64)>,
+    /// Starts so far: a probe's answer counts only for its own start.
+    generation: u64,
+    /// Where the log stood at the start (a log probe reads from there).
+    log_from: u64,
+    late_said: bool,
+    /// The probe, prepared at the first attempt of a start and dropped once
+    /// it passes (a log probe's offset changes with each start).
+    spawner: Option<crate::launch::Spawner>,
+    null: Option<std::fs::File>,
+}
+
+impl Readiness {
+    pub fn new(entry: &Entry, cwd: PathBuf, log: PathBuf, now: Instant) -> Readiness {
+        let probe = entry
+            .ready
+            .as_ref()
+            .and_then(|r| r.probe().map(|(k, t)| (k, t.to_string())));
+        Readiness {
+            timeout: entry.ready.as_ref().map_or(Duration::ZERO, |r| r.timeout()),
+            probe,
+            cwd,
+            log,
+            pending: false,
+            since: now,
+            next: now,
+            child: None,
+            generation: 0,
+            log_from: 0,
+            late_said: false,
+            spawner: None,
+            null: None,
+        }
+    }
+
+    /// What the state file says: `None` without a probe.
+    pub fn state(&self) -> Option<bool> {
+        self.probe.as_ref().map(|_| !self.pending)
+    }
+
+    /// A command was started: it is not ready until its probe passes.
+    pub fn started(&mut self, now: Instant, log_len: u64) {
+        self.generation += 1;
+        self.pending = self.probe.is_some();
+        self.since = now;
+        self.next = now;
+        self.log_from = log_len;
+        self.late_said = false;
+        self.spawner = None;
+    }
+
+    /// An adopted command keeps what its previous supervisor knew.
+    pub fn adopted(&mut self, was_ready: Option<bool>, now: Instant) {
+        self.started(now, 0);
+        self.pending = self.probe.is_some() && was_ready == Some(false);
+    }
+
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        (self.pending && self.child.is_none()).then_some(self.next)
+    }
+
+    pub fn pid(&self) -> Option<i32> {
+        self.child.map(|(p, _)| p)
+    }
+
+    /// Starts a probe when one is due; a line for the log when it is late.
+    pub fn tick(&mut self, now: Instant, running: bool) -> Option<String> {
+        if !self.pending || !running || self.child.is_some() || now < self.next {
+            return None;
+        }
+        let (kind, target) = self.probe.clone()?;
+        let late = now.saturating_duration_since(self.since) >= self.timeout;
+        self.next = crate::fsutil::after(now, if late { EVERY_LATE } else { EVERY });
+        match self.spawn(kind, &target) {
+            Ok(pid) => self.child = Some((pid, self.generation)),
+            Err(e) => return Some(format!("cannot run the readiness probe: {e}")),
+        }
+        if late && !self.late_said {
+            self.late_said = true;
+            return Some(format!(
+                "not ready after {:.0} s ({kind} {target}); still probing every {} s",
+                self.timeout.as_secs_f64(),
+                EVERY_LATE.as_secs()
+            ));
+        }
+        None
+    }
+
+    fn spawn(&mut self, kind: &str, target: &str) -> std::io::Result<i32> {
+        if self.spawner.is_none() {
+            self.spawner = Some(self.prepare(kind, target)?);
+        }
+        if self.null.is_none() {
+            self.null = Some(std::fs::OpenOptions::new().write(true).open("/dev/null")?);
+        }
+        let (Some(spawner), Some(null)) = (&self.spawner, &self.null) else {
+            return Err(std::io::Error::other("no probe"));
+        };
+        spawner
+            .spawn(None, std::os::fd::AsFd::as_fd(null))
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+
+    fn prepare(&self, kind: &str, target: &str) -> std::io::Result<crate::launch::Spawner> {
+        let exe = std::env::current_exe()?;
+        let mut argv = vec![
+            exe.display().to_string(),
+            "probe".into(),
+            kind.into(),
+            target.into(),
+            "--timeout".into(),
+            crate::probe::ATTEMPT_TIMEOUT.as_secs_f64().to_string(),
+            "--cwd".into(),
+            self.cwd.display().to_string(),
+        ];
+        if kind == "log" {
+            argv.extend([
+                "--file".into(),
+                self.log.display().to_string(),
+                "--from".into(),
+                self.log_from.to_string(),
+            ]);
+        }
+        // A command probe runs with the start's environment; the others need
+        // none of it (and a copy would stay in this supervisor until ready).
+        let env: Vec<(String, String)> = if kind == "cmd" {
+            std::env::vars_os()
+                .map(|(k, v)| {
+                    (
+                        k.to_string_lossy().into_owned(),
+                        v.to_string_lossy().into_owned(),
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        crate::launch::Spawner::new(&argv, &env, &self.cwd)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+
+    /// A child was reaped: if it was the probe, what it means. `Some(line)`
+    /// when the command just became ready.
+    pub fn reaped(&mut self, pid: i32, passed: bool, now: Instant) -> Option<Option<String>> {
+        let (child, generation) = self.child.filter(|(p, _)| *p == pid)?;
+        let _ = child;
+        self.child = None;
+        if !passed || generation != self.generation || !self.pending {
+            return Some(None);
+        }
+        self.pending = false;
+        self.spawner = None;
+        self.null = None;
+        let (kind, target) = self.probe.clone().unwrap_or(("", String::new()));
+        Some(Some(format!(
+            "ready after {:.1} s ({kind} {target})",
+            now.saturating_duration_since(self.since).as_secs_f64()
+        )))
+    }
+}

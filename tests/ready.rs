@@ -1,0 +1,231 @@
+//! Readiness: real servers (python3 -m http.server, a listener that binds
+//! after 2 s), a log line, a command; `--wait-ready` returns when it is
+//! ready, at once when it dies, after its timeout otherwise; `status` says
+//! `starting` meanwhile; a probe costs the supervisor next to no memory.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn an_http_server_that_binds_late_is_starting_then_ready() {
+    let env = Env::new();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let command = format!("sh -c 'sleep 2; exec python3 -m http.server {port} --bind 127.0.0.1'");
+    env.ok(&["register", "web", &command, "--ready-http", &url]);
+    env.ok(&["start", "web"]);
+    assert_eq!(env.status_of("web")["state"], "starting");
+    let t = Instant::now();
+    let out = env.run(&["wait", "web", "--for", "ready", "--timeout", "30"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        t.elapsed() >= Duration::from_millis(1500),
+        "ready before it served"
+    );
+    assert_eq!(env.status_of("web")["state"], "running");
+    assert!(read(&env.log_path("web")).contains("ready after"));
+    env.ok(&["stop", "web"]);
+    // run --wait-ready: returns once it serves.
+    let t = Instant::now();
+    let out = env.run(&[
+        "run",
+        "web2",
+        "--ready-http",
+        &url,
+        "--wait-ready",
+        "30",
+        "--",
+        "sh",
+        "-c",
+        &format!("sleep 2; exec python3 -m http.server {port} --bind 127.0.0.1"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(t.elapsed() >= Duration::from_millis(1500));
+    assert!(stdout(&out).contains("web2 is ready"), "{}", stdout(&out));
+    let answer = std::process::Command::new("python3")
+        .args([
+            "-c",
+            &format!("import urllib.request; print(urllib.request.urlopen('{url}').status)"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&answer).trim(), "200");
+    env.ok(&["stop", "web2"]);
+}
+
+#[test]
+fn a_tcp_listener_binding_after_two_seconds() {
+    let env = Env::new();
+    let port = free_port();
+    let listener = format!(
+        "sh -c 'sleep 2; exec python3 -c \"import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\\\"127.0.0.1\\\", {port})); s.listen(); time.sleep(600)\"'"
+    );
+    env.ok(&[
+        "register",
+        "l",
+        &listener,
+        "--ready-tcp",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let t = Instant::now();
+    let out = env.run(&["start", "l", "--wait-ready", "30"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let took = t.elapsed();
+    assert!(took >= Duration::from_millis(1800), "ready after {took:?}");
+    assert!(took < Duration::from_secs(15), "ready after {took:?}");
+    assert_eq!(env.status_of("l")["state"], "running");
+    env.ok(&["stop", "l"]);
+}
+
+#[test]
+fn wait_ready_fails_at_once_when_it_dies_and_after_the_timeout_when_it_never_is() {
+    let env = Env::new();
+    let port = free_port();
+    env.ok(&[
+        "register",
+        "dies",
+        "sh -c 'echo cannot-bind-$((6*7)); sleep 0.5; exit 3'",
+        "--ready-tcp",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let t = Instant::now();
+    let out = env.run(&["start", "dies", "--wait-ready", "30"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "not at once: {:?}",
+        t.elapsed()
+    );
+    let err = stderr(&out);
+    assert!(err.contains("died before it was ready"), "{err}");
+    assert!(
+        err.contains("cannot-bind-42"),
+        "the log tail is shown: {err}"
+    );
+    env.ok(&["stop", "dies"]);
+    env.ok(&[
+        "register",
+        "never",
+        "sleep 600",
+        "--ready-tcp",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let t = Instant::now();
+    let out = env.run(&["--json", "start", "never", "--wait-ready", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(t.elapsed() >= Duration::from_secs(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not ready after 1.0 s"),
+        "{v}"
+    );
+    assert_eq!(env.status_of("never")["state"], "starting");
+    env.ok(&["stop", "never"]);
+}
+
+#[test]
+fn a_log_line_or_a_command_says_ready() {
+    let env = Env::new();
+    env.ok(&[
+        "register",
+        "logged",
+        "sh -c 'sleep 1; echo \"listening on port $((4000+242))\"; exec sleep 600'",
+        "--ready-log",
+        r"listening on port \d+",
+    ]);
+    let out = env.run(&["start", "logged", "--wait-ready", "20"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(read(&env.log_path("logged")).contains("listening on port 4242"));
+    env.ok(&[
+        "register",
+        "flagged",
+        "sh -c 'sleep 1; touch ready.flag; exec sleep 600'",
+        "--ready-cmd",
+        "test -f ready.flag",
+    ]);
+    let t = Instant::now();
+    let out = env.run(&["start", "flagged", "--wait-ready", "20"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(t.elapsed() >= Duration::from_millis(800));
+    env.ok(&["stop", "--all"]);
+    // Without a probe, --wait-ready waits for the exec, as start always did.
+    env.ok(&["register", "plain", "sleep 600"]);
+    let out = env.run(&["start", "plain", "--wait-ready"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    env.ok(&["stop", "plain"]);
+}
+
+#[test]
+fn bad_probes_are_refused_at_register() {
+    let env = Env::new();
+    for (args, says) in [
+        (
+            &["--ready-http", "https://example.com/"][..],
+            "--ready-cmd 'curl -fsS https://example.com/'",
+        ),
+        (&["--ready-tcp", "nohostport"][..], "HOST:PORT"),
+        (&["--ready-log", "("][..], "--ready-log"),
+        (
+            &["--ready-tcp", "h:1", "--ready-cmd", "true"][..],
+            "exactly one probe",
+        ),
+        (&["--ready-timeout", "5"][..], "exactly one probe"),
+    ] {
+        let mut a = vec!["register", "x", "sleep 1"];
+        a.extend_from_slice(args);
+        let out = env.run(&a);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    assert!(!env.registry_path().exists() || !read(&env.registry_path()).contains("\"x\""));
+}
+
+/// Private dirty memory of a process, in KiB.
+fn private_dirty_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Private_Dirty:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_probe_costs_the_supervisor_next_to_no_memory() {
+    let env = Env::new();
+    let port = free_port();
+    env.ok(&["register", "plain", "sleep 600"]);
+    env.ok(&[
+        "register",
+        "probed",
+        &format!("python3 -m http.server {port} --bind 127.0.0.1"),
+        "--ready-http",
+        &format!("http://127.0.0.1:{port}/"),
+    ]);
+    env.ok(&["start", "plain"]);
+    let out = env.run(&["start", "probed", "--wait-ready", "30"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Both past their start-up; the probed one has run its probes.
+    std::thread::sleep(Duration::from_millis(1500));
+    let plain = private_dirty_kib(env.supervisor_pid("plain"));
+    let probed = private_dirty_kib(env.supervisor_pid("probed"));
+    assert!(
+        probed <= plain + 16,
+        "a supervisor with a probe keeps {probed} KiB private, one without {plain} KiB"
+    );
+    env.ok(&["stop", "--all"]);
+}
