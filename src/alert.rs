@@ -40,16 +40,22 @@ pub enum Kind {
     Stale,
     SupervisorLost,
     StartFailed,
+    /// Its health probe failed too many times in a row.
+    Unhealthy,
+    /// Its tree used more memory than `max_memory_bytes`.
+    Memory,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Died,
         Kind::CrashLoop,
         Kind::Exited,
         Kind::Stale,
         Kind::SupervisorLost,
         Kind::StartFailed,
+        Kind::Unhealthy,
+        Kind::Memory,
     ];
 
     /// For "N more deaths since …".
@@ -61,6 +67,8 @@ impl Kind {
             Kind::Stale => "stale alerts",
             Kind::SupervisorLost => "lost supervisors",
             Kind::StartFailed => "failed starts",
+            Kind::Unhealthy => "unhealthy alerts",
+            Kind::Memory => "memory alerts",
         }
     }
 
@@ -72,6 +80,8 @@ impl Kind {
             Kind::Stale => "stale",
             Kind::SupervisorLost => "supervisor-lost",
             Kind::StartFailed => "start-failed",
+            Kind::Unhealthy => "unhealthy",
+            Kind::Memory => "memory",
         }
     }
 }

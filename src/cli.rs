@@ -287,6 +287,27 @@ pub struct EntryOpts {
     /// Seconds it may take to become ready (default 60)
     #[arg(long, value_name = "S")]
     pub ready_timeout: Option<f64>,
+    /// Healthy while this answers 2xx/3xx to a GET (plain http://)
+    #[arg(long, value_name = "URL")]
+    pub health_http: Option<String>,
+    /// Healthy while this accepts a connection
+    #[arg(long, value_name = "HOST:PORT")]
+    pub health_tcp: Option<String>,
+    /// Healthy while this exits 0 (sh -c, in the command's directory)
+    #[arg(long, value_name = "CMD")]
+    pub health_cmd: Option<String>,
+    /// Seconds between two health probes (default 10)
+    #[arg(long, value_name = "S")]
+    pub health_interval: Option<f64>,
+    /// Seconds one health probe may take (default 5)
+    #[arg(long, value_name = "S")]
+    pub health_timeout: Option<f64>,
+    /// Failed health probes in a row that restart it (default 3)
+    #[arg(long, value_name = "N")]
+    pub health_failures: Option<u32>,
+    /// Restart it when its tree's resident memory passes this (200M, 1.5G, 500K, or bytes)
+    #[arg(long, value_name = "SIZE")]
+    pub max_memory: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -100,6 +100,82 @@ impl Ready {
     }
 }
 
+/// The `health` field of an entry: a probe run every `interval_s` while it
+/// runs (and is ready); `failures` failures in a row restart it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<String>,
+    /// Seconds between two probes (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_s: Option<f64>,
+    /// Seconds one probe may take (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<f64>,
+    /// Failed probes in a row that restart it (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<u32>,
+}
+
+impl Health {
+    pub fn probe(&self) -> Option<(&'static str, &str)> {
+        [("http", &self.http), ("tcp", &self.tcp), ("cmd", &self.cmd)]
+            .into_iter()
+            .find_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+    }
+
+    pub fn interval(&self) -> Duration {
+        crate::fsutil::secs(self.interval_s.unwrap_or(10.0)).unwrap_or(Duration::from_secs(10))
+    }
+
+    pub fn timeout(&self) -> Duration {
+        crate::fsutil::secs(self.timeout_s.unwrap_or(5.0)).unwrap_or(Duration::from_secs(5))
+    }
+
+    pub fn failures(&self) -> u32 {
+        self.failures.unwrap_or(3)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let as_ready = Ready {
+            http: self.http.clone(),
+            tcp: self.tcp.clone(),
+            cmd: self.cmd.clone(),
+            log: None,
+            timeout_s: None,
+        };
+        as_ready.validate().map_err(|e| {
+            e.replace("--ready-", "--health-")
+                .replace("ready needs", "health needs")
+        })?;
+        for (field, flag, v) in [
+            ("interval_s", "--health-interval", self.interval_s),
+            ("timeout_s", "--health-timeout", self.timeout_s),
+        ] {
+            if let Some(v) = v
+                && !(0.1..=86_400.0).contains(&v)
+            {
+                return Err(format!(
+                    "health.{field} ({flag}) must be a number of seconds from 0.1 to 86400, not {v}"
+                ));
+            }
+        }
+        if let Some(n) = self.failures
+            && !(1..=1000).contains(&n)
+        {
+            return Err(format!(
+                "health.failures (--health-failures) must be from 1 to 1000, not {n}"
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn split_host_port(addr: &str) -> Result<(&str, u16), String> {
     let (host, port) = addr
         .rsplit_once(':')
@@ -139,6 +215,24 @@ fn parse_url(url: &str) -> Result<(String, u16, String), String> {
         _ => (authority, 80),
     };
     Ok((host.to_string(), port, path.to_string()))
+}
+
+/// A size as people write it: `200M`, `1.5G`, `512K`, `100MiB`, or bytes.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number.trim().parse().ok()?;
+    let scale: f64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1.0,
+        "K" | "KB" | "KIB" => 1024.0,
+        "M" | "MB" | "MIB" => 1024.0 * 1024.0,
+        "G" | "GB" | "GIB" => 1024.0 * 1024.0 * 1024.0,
+        "T" | "TB" | "TIB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = number * scale;
+    (0.0..1.8e19).contains(&bytes).then_some(bytes as u64)
 }
 
 /// Entry point of the hidden `probe` subcommand; its exit code is the answer.

@@ -70,6 +70,34 @@ pub fn stat(pid: i32) -> Option<Stat> {
     parse_stat(&buf[..n])
 }
 
+/// The resident memory of a process, from `/proc/<pid>/statm` (0 if gone).
+pub fn rss_bytes(pid: i32) -> u64 {
+    if pid <= 0 {
+        return 0;
+    }
+    let mut buf = [0u8; 128];
+    let n = {
+        use std::io::Read;
+        let Ok(mut f) = File::open(format!("/proc/{pid}/statm")) else {
+            return 0;
+        };
+        f.read(&mut buf).unwrap_or(0)
+    };
+    let pages: u64 = std::str::from_utf8(&buf[..n])
+        .ok()
+        .and_then(|t| t.split(' ').nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    pages.saturating_mul(page_size())
+}
+
+/// The system's page size.
+fn page_size() -> u64 {
+    // SAFETY: sysconf reads a constant of the system; no memory is touched.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(n).ok().filter(|n| *n > 0).unwrap_or(4096)
+}
+
 /// The part after the command name (which may itself hold spaces and parentheses).
 fn parse_stat(buf: &[u8]) -> Option<Stat> {
     let close = buf.iter().rposition(|&b| b == b')')?;

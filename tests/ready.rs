@@ -194,12 +194,15 @@ fn bad_probes_are_refused_at_register() {
     assert!(!env.registry_path().exists() || !read(&env.registry_path()).contains("\"x\""));
 }
 
-/// Private dirty memory of a process, in KiB.
-fn private_dirty_kib(pid: i32) -> u64 {
+/// The anonymous memory of a process (heap, stack, private data), in KiB:
+/// what a probe could make a supervisor keep. (Its file-backed pages are
+/// the same for every supervisor of one binary, and count as private dirty
+/// for a while after the binary is rebuilt.)
+fn anonymous_kib(pid: i32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("Private_Dirty:"))
+        .find_map(|l| l.strip_prefix("Anonymous:"))
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
         .unwrap()
 }
@@ -221,11 +224,110 @@ fn a_probe_costs_the_supervisor_next_to_no_memory() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     // Both past their start-up; the probed one has run its probes.
     std::thread::sleep(Duration::from_millis(1500));
-    let plain = private_dirty_kib(env.supervisor_pid("plain"));
-    let probed = private_dirty_kib(env.supervisor_pid("probed"));
+    let plain = anonymous_kib(env.supervisor_pid("plain"));
+    let probed = anonymous_kib(env.supervisor_pid("probed"));
     assert!(
         probed <= plain + 16,
         "a supervisor with a probe keeps {probed} KiB private, one without {plain} KiB"
     );
     env.ok(&["stop", "--all"]);
+}
+
+#[test]
+fn failed_health_probes_in_a_row_restart_it_with_an_unhealthy_alert() {
+    let env = Env::new();
+    let port = free_port();
+    // A real server, healthy: left alone.
+    env.ok(&[
+        "register",
+        "web",
+        &format!("python3 -m http.server {port} --bind 127.0.0.1"),
+        "--ready-http",
+        &format!("http://127.0.0.1:{port}/"),
+        "--health-http",
+        &format!("http://127.0.0.1:{port}/"),
+        "--health-interval",
+        "0.3",
+    ]);
+    let out = env.run(&["start", "web", "--wait-ready", "30"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let web = env.pid_of("web").unwrap();
+    // A worker that turns sick when told to.
+    let pid = env.launch(
+        "worker",
+        "sleep 600",
+        &[
+            "--health-cmd",
+            "test ! -f sick.flag || { echo sick-since-flag >&2; exit 1; }",
+            "--health-interval",
+            "0.3",
+            "--health-failures",
+            "2",
+            "--restart-cooldown",
+            "0",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(env.pid_of("worker"), Some(pid), "healthy: not restarted");
+    std::fs::write(env.ws.join("sick.flag"), "").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || env
+            .pid_of("worker")
+            .is_some_and(|p| p != pid)),
+        "not restarted after failed probes"
+    );
+    assert!(!alive(pid));
+    assert!(wait_until(Duration::from_secs(5), || !env
+        .alerts_of_kind("unhealthy")
+        .is_empty()));
+    let a = &env.alerts_of_kind("unhealthy")[0];
+    let msg = a["message"].as_str().unwrap();
+    assert!(msg.contains("2 health probes"), "{msg}");
+    assert!(
+        msg.contains("sick-since-flag"),
+        "the probe's last error: {msg}"
+    );
+    assert!(
+        env.alerts_of_kind("died").is_empty(),
+        "no died alert on top"
+    );
+    std::fs::remove_file(env.ws.join("sick.flag")).unwrap();
+    assert_eq!(
+        env.pid_of("web"),
+        Some(web),
+        "the healthy server was left alone"
+    );
+    env.ok(&["stop", "--all"]);
+}
+
+#[test]
+fn a_leaking_process_is_restarted_past_its_memory_limit() {
+    let env = Env::new();
+    let pid = env.launch(
+        "leaky",
+        "python3 -c 'import time\nkeep = []\nwhile True:\n    keep.append(bytearray(8 * 1024 * 1024))\n    time.sleep(0.2)'",
+        &["--max-memory", "80M", "--restart-cooldown", "0"],
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || env
+            .pid_of("leaky")
+            .is_some_and(|p| p != pid)),
+        "not restarted past its limit"
+    );
+    assert!(wait_until(Duration::from_secs(5), || !env
+        .alerts_of_kind("memory")
+        .is_empty()));
+    let msg = env.alerts_of_kind("memory")[0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("over its limit of 80.0 MiB"), "{msg}");
+    env.ok(&["stop", "leaky"]);
+    // Sizes as people write them; nonsense refused.
+    env.ok(&["register", "m", "sleep 1", "--max-memory", "1.5G"]);
+    assert!(read(&env.registry_path()).contains("\"max_memory_bytes\": 1610612736"));
+    for bad in ["lots", "-5M", "0", "2P"] {
+        let out = env.run(&["register", "m", "sleep 1", "--max-memory", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+    }
 }

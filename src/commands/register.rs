@@ -56,6 +56,26 @@ fn build_entry(command: String, duration_min: Option<f64>, opts: &EntryOpts) -> 
         timeout_s: opts.ready_timeout,
     };
     e.ready = (probe != crate::probe::Ready::default()).then_some(probe);
+    let health = crate::probe::Health {
+        http: opts.health_http.clone(),
+        tcp: opts.health_tcp.clone(),
+        cmd: opts.health_cmd.clone(),
+        interval_s: opts.health_interval,
+        timeout_s: opts.health_timeout,
+        failures: opts.health_failures,
+    };
+    e.health = (health != crate::probe::Health::default()).then_some(health);
+    e.max_memory_bytes = opts
+        .max_memory
+        .as_deref()
+        .map(|s| {
+            crate::probe::parse_size(s).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "--max-memory {s:?}: not a size (200M, 1.5G, 500K, or a number of bytes)"
+                ))
+            })
+        })
+        .transpose()?;
     // Kept as an absolute path, so that it means the same from anywhere.
     e.env_file = opts
         .env_file

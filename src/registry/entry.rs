@@ -30,6 +30,9 @@ pub const MIN_LOG_MAX_BYTES: u64 = 4096;
 /// One TiB.
 pub const MAX_LOG_MAX_BYTES: u64 = 1 << 40;
 pub const MAX_LOG_KEEP: u32 = 100;
+/// The range of `max_memory_bytes`: 1 MiB to 1 TiB.
+pub const MIN_MAX_MEMORY: u64 = 1 << 20;
+pub const MAX_MAX_MEMORY: u64 = 1 << 40;
 const MAX_COMMAND_LEN: usize = 65_536;
 /// `logs/healthcheck.log` is the healthcheck's own log, so no process may take its name.
 pub const RESERVED_NAMES: &[&str] = &["healthcheck"];
@@ -85,6 +88,12 @@ pub struct Entry {
     /// When it is ready: a probe passed after each start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready: Option<crate::probe::Ready>,
+    /// Whether it is still healthy: a probe run while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::probe::Health>,
+    /// Its tree's resident memory above this restarts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory_bytes: Option<u64>,
 }
 
 /// Every field `Entry` knows, as serde's derive lists them; anything else
@@ -199,6 +208,16 @@ impl Entry {
         }
         if let Some(r) = &self.ready {
             r.validate().map_err(Error::Invalid)?;
+        }
+        if let Some(h) = &self.health {
+            h.validate().map_err(Error::Invalid)?;
+        }
+        if let Some(m) = self.max_memory_bytes
+            && !(MIN_MAX_MEMORY..=MAX_MAX_MEMORY).contains(&m)
+        {
+            return Err(Error::Invalid(format!(
+                "max_memory_bytes (--max-memory) must be from 1M to 1T bytes, not {m}"
+            )));
         }
         if let Some(path) = &self.env_file {
             if path.trim().is_empty() {

@@ -552,6 +552,11 @@ mod tests {
             tcp: Some("127.0.0.1:1".into()),
             ..Default::default()
         });
+        e.health = Some(crate::probe::Health {
+            tcp: Some("127.0.0.1:1".into()),
+            ..Default::default()
+        });
+        e.max_memory_bytes = Some(1 << 30);
         let Value::Object(map) = serde_json::to_value(&e).unwrap() else {
             panic!("an entry serializes as an object")
         };

@@ -81,6 +81,12 @@ pub enum Event {
     Stale {
         quiet_min: f64,
     },
+    /// It must be replaced: failed health probes, too much memory. Killed
+    /// and restarted like a hung command, with this alert instead of `died`.
+    Unwell {
+        kind: Kind,
+        message: String,
+    },
     /// Time passed; `alive` processes of the command's tree live.
     Tick {
         alive: usize,
@@ -211,6 +217,7 @@ impl Machine {
             Event::SpawnFailed { reason } => self.spawn_failed(reason, now),
             Event::Stop { reason, timeout } => self.stop(reason, timeout, now),
             Event::Stale { quiet_min } => self.stale(quiet_min),
+            Event::Unwell { kind, message } => self.unwell(kind, message),
             Event::Tick { alive } => self.tick(alive, now),
         }
     }
@@ -490,6 +497,23 @@ impl Machine {
             Action::Alert {
                 kind: Kind::Stale,
                 message: msg,
+                pid: Some(pid),
+                exit: None,
+            },
+        ]
+    }
+
+    fn unwell(&mut self, kind: Kind, message: String) -> Vec<Action> {
+        let State::Running { pid, .. } = self.state else {
+            return Vec::new();
+        };
+        self.killed_as_stale = true;
+        vec![
+            Action::Log(message.clone()),
+            Action::KillGroup,
+            Action::Alert {
+                kind,
+                message,
                 pid: Some(pid),
                 exit: None,
             },
@@ -878,6 +902,43 @@ mod tests {
         m.step(killed(10), secs(t0, 120.01));
         let out = m.step(Event::Spawned { pid: 11 }, secs(t0, 120.01));
         assert!(alerts(&out).is_empty(), "no died alert on top of stale");
+    }
+
+    #[test]
+    fn an_unwell_command_is_replaced_with_its_own_alert_only() {
+        let t0 = Instant::now();
+        let mut m = machine(rules(30.0, 5), t0);
+        let why = "svc: 3 health probes failed in a row".to_string();
+        let out = m.step(
+            Event::Unwell {
+                kind: Kind::Unhealthy,
+                message: why.clone(),
+            },
+            secs(t0, 60.0),
+        );
+        assert!(out.contains(&Action::KillGroup));
+        assert!(out.contains(&Action::Log(why)));
+        assert_eq!(alerts(&out), vec![Kind::Unhealthy]);
+        m.step(killed(10), secs(t0, 60.01));
+        let out = m.step(Event::Spawned { pid: 11 }, secs(t0, 60.01));
+        assert!(alerts(&out).is_empty(), "no died alert on top of it");
+        // Not running: nothing to replace.
+        let mut stopped = machine(rules(30.0, 5), t0);
+        stopped.step(
+            Event::Stop {
+                reason: "asked to stop",
+                timeout: Duration::from_secs(1),
+            },
+            secs(t0, 1.0),
+        );
+        let out = stopped.step(
+            Event::Unwell {
+                kind: Kind::Memory,
+                message: "x".into(),
+            },
+            secs(t0, 1.5),
+        );
+        assert!(alerts(&out).is_empty());
     }
 
     #[test]

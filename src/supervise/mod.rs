@@ -121,6 +121,8 @@ pub(crate) struct Supervisor {
     fifo: crate::output::Fifo,
     /// The readiness probe of the running command.
     readiness: ready::Readiness,
+    /// Its health probe, and its memory limit.
+    health: ready::Health,
     registry: watch::RegistryWatch,
     hooks: hooks::Hooks,
     /// The safety net without cron, active while this supervisor holds the warden lock.
@@ -147,6 +149,7 @@ impl Supervisor {
                 self.machine.next_wakeup(now),
                 self.hooks.next_deadline(),
                 self.readiness.next_wakeup(),
+                self.health.next_wakeup(),
             ]
             .into_iter()
             .flatten()
@@ -165,6 +168,10 @@ impl Supervisor {
             };
             self.feed(Event::Tick { alive }, now);
             if let Some(line) = self.readiness.tick(now, self.command.is_some()) {
+                self.lifecycle(&line);
+            }
+            let up = self.command.is_some() && self.readiness.state() != Some(false);
+            if let Some(line) = self.health.tick(now, up && !self.machine.is_stopping()) {
                 self.lifecycle(&line);
             }
             if now >= next_watch {
@@ -238,6 +245,11 @@ impl Supervisor {
                     // not cost a long-lived supervisor memory.
                     proc::release_free_heap();
                 }
+            } else if let Some(verdict) = self.health.reaped(r.pid, r.code == Some(0), &self.name) {
+                if let Some(message) = verdict {
+                    let kind = alert::Kind::Unhealthy;
+                    self.feed(Event::Unwell { kind, message }, Instant::now());
+                }
             } else if let Some(Some(line)) = self.hooks.reaped(&r) {
                 self.lifecycle(&line);
             } else {
@@ -251,6 +263,7 @@ impl Supervisor {
         let mut pids = self.hooks.pids();
         pids.extend(self.warden.pids());
         pids.extend(self.readiness.pid());
+        pids.extend(self.health.pid());
         pids
     }
 
@@ -285,6 +298,16 @@ impl Supervisor {
             self.lifecycle(&line);
         }
         let running = self.command.is_some();
+        if let Some(message) = self.over_memory() {
+            self.feed(
+                Event::Unwell {
+                    kind: alert::Kind::Memory,
+                    message,
+                },
+                now,
+            );
+            return;
+        }
         let look = self.log.look(now, running);
         if let Some(problem) = look.problem {
             self.lifecycle(&problem);
@@ -292,6 +315,23 @@ impl Supervisor {
         if let Some(quiet_min) = look.stale_min {
             self.feed(Event::Stale { quiet_min }, now);
         }
+    }
+
+    /// The command's tree above `max_memory_bytes`: what to say. Costs a
+    /// walk of the tree once a second, only for an entry with a limit.
+    fn over_memory(&self) -> Option<String> {
+        let limit = self.entry.max_memory_bytes?;
+        self.command.as_ref()?;
+        let pids = tree::live(self.root, &self.not_ours());
+        let rss: u64 = pids.iter().map(|(p, _)| proc::rss_bytes(*p)).sum();
+        (rss > limit).then(|| {
+            format!(
+                "{}: its processes use {:.1} MiB, over its limit of {:.1} MiB; restarting it",
+                self.name,
+                rss as f64 / 1048576.0,
+                limit as f64 / 1048576.0
+            )
+        })
     }
 
     /// Steps the machine and carries out what it asks for.

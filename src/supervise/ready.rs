@@ -182,3 +182,158 @@ impl Readiness {
         )))
     }
 }
+
+/// Liveness: the entry's health probe every `interval_s` while the command
+/// runs and is ready; `failures` failures in a row and it is replaced with
+/// an `unhealthy` alert naming the probe's last error.
+pub struct Health {
+    probe: Option<(&'static str, String)>,
+    interval: Duration,
+    timeout: Duration,
+    failures: u32,
+    cwd: PathBuf,
+    /// Failures in a row, and the last one's words.
+    failed: u32,
+    last_error: String,
+    next: Option<Instant>,
+    /// The probe under way, its start, and where its stderr can be read.
+    child: Option<(i32, u64, std::fs::File)>,
+    generation: u64,
+    spawner: Option<crate::launch::Spawner>,
+}
+
+impl Health {
+    pub fn new(entry: &Entry, cwd: PathBuf) -> Health {
+        let h = entry.health.as_ref();
+        Health {
+            probe: h.and_then(|h| h.probe().map(|(k, t)| (k, t.to_string()))),
+            interval: h.map_or(Duration::from_secs(10), |h| h.interval()),
+            timeout: h.map_or(Duration::from_secs(5), |h| h.timeout()),
+            failures: h.map_or(3, |h| h.failures()),
+            cwd,
+            failed: 0,
+            last_error: String::new(),
+            next: None,
+            child: None,
+            generation: 0,
+            spawner: None,
+        }
+    }
+
+    /// A command was started (or adopted): probing begins an interval later.
+    pub fn started(&mut self, now: Instant) {
+        self.generation += 1;
+        self.failed = 0;
+        self.next = self
+            .probe
+            .as_ref()
+            .map(|_| crate::fsutil::after(now, self.interval));
+    }
+
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        self.next.filter(|_| self.child.is_none())
+    }
+
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|(p, _, _)| *p)
+    }
+
+    /// Starts a probe when one is due and the command is up and ready.
+    pub fn tick(&mut self, now: Instant, active: bool) -> Option<String> {
+        let due = self.next.is_some_and(|t| now >= t);
+        if !due || !active || self.child.is_some() {
+            if due && !active {
+                self.next = Some(crate::fsutil::after(now, self.interval));
+            }
+            return None;
+        }
+        self.next = Some(crate::fsutil::after(now, self.interval));
+        match self.spawn() {
+            Ok((pid, err)) => {
+                self.child = Some((pid, self.generation, err));
+                None
+            }
+            Err(e) => Some(format!("cannot run the health probe: {e}")),
+        }
+    }
+
+    fn spawn(&mut self) -> std::io::Result<(i32, std::fs::File)> {
+        let Some((kind, target)) = self.probe.clone() else {
+            return Err(std::io::Error::other("no health probe"));
+        };
+        if self.spawner.is_none() {
+            let exe = std::env::current_exe()?;
+            let argv = vec![
+                exe.display().to_string(),
+                "probe".into(),
+                kind.into(),
+                target,
+                "--timeout".into(),
+                self.timeout.as_secs_f64().to_string(),
+                "--cwd".into(),
+                self.cwd.display().to_string(),
+            ];
+            let env: Vec<(String, String)> = if kind == "cmd" {
+                std::env::vars_os()
+                    .map(|(k, v)| {
+                        (
+                            k.to_string_lossy().into_owned(),
+                            v.to_string_lossy().into_owned(),
+                        )
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            self.spawner = Some(
+                crate::launch::Spawner::new(&argv, &env, &self.cwd)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?,
+            );
+        }
+        let (r, w) = rustix::pipe::pipe_with(
+            rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+        )?;
+        let Some(spawner) = &self.spawner else {
+            return Err(std::io::Error::other("no health probe"));
+        };
+        let pid = spawner
+            .spawn(None, std::os::fd::AsFd::as_fd(&w))
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok((pid, std::fs::File::from(r)))
+    }
+
+    /// A child was reaped: if it was the probe, `Some`, holding the message
+    /// to replace the command with once too many failed in a row.
+    pub fn reaped(&mut self, pid: i32, passed: bool, name: &str) -> Option<Option<String>> {
+        if self.pid() != Some(pid) {
+            return None;
+        }
+        let (_, generation, err) = self.child.take()?;
+        if generation != self.generation {
+            return Some(None);
+        }
+        if passed {
+            self.failed = 0;
+            return Some(None);
+        }
+        let mut buf = [0u8; 512];
+        let n = rustix::io::read(&err, &mut buf).unwrap_or(0);
+        self.last_error =
+            crate::logs::visible_line(String::from_utf8_lossy(&buf[..n]).trim().as_bytes(), false);
+        self.failed += 1;
+        if self.failed < self.failures {
+            return Some(None);
+        }
+        self.failed = 0;
+        let (kind, target) = self.probe.clone().unwrap_or(("", String::new()));
+        Some(Some(format!(
+            "{name}: {} health probes ({kind} {target}) failed in a row, the last with: {}; restarting it",
+            self.failures,
+            if self.last_error.is_empty() {
+                "no answer"
+            } else {
+                &self.last_error
+            }
+        )))
+    }
+}

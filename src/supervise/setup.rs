@@ -93,6 +93,7 @@ pub fn init(args: &Args, ready: &mut Option<File>) -> Result<Option<Supervisor>,
     let mut sup = Supervisor {
         log: LogWatch::new(pump, &entry, now),
         fifo,
+        health: super::ready::Health::new(&entry, command_cwd(&ws, &entry)),
         readiness: super::ready::Readiness::new(
             &entry,
             command_cwd(&ws, &entry),
@@ -245,6 +246,7 @@ impl Supervisor {
         self.command = Some((pid, Some(pidfd)));
         self.root = Root::Adopted(pid, start);
         self.readiness.adopted(prev.ready, Instant::now());
+        self.health.started(Instant::now());
         if let Adopted::Elsewhere(to) = self.fifo.adopt(pid) {
             if to == self.log.pump.path().display().to_string() {
                 self.log.pump.share_with_command();
@@ -278,6 +280,7 @@ impl Supervisor {
         self.log.restarted(now);
         self.log.pump.own_alone();
         self.readiness.started(now, self.log.pump.size());
+        self.health.started(now);
         Ok(pid)
     }
 }
