@@ -114,7 +114,7 @@ pub struct Health {
     /// Seconds between two probes (default 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval_s: Option<f64>,
-    /// Seconds one probe may take (default 5).
+    /// Seconds one probe may take (default 5, or the interval if shorter).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_s: Option<f64>,
     /// Failed probes in a row that restart it (default 3).
@@ -134,7 +134,10 @@ impl Health {
     }
 
     pub fn timeout(&self) -> Duration {
-        crate::fsutil::secs(self.timeout_s.unwrap_or(5.0)).unwrap_or(Duration::from_secs(5))
+        let default = self.interval().min(Duration::from_secs(5));
+        self.timeout_s
+            .and_then(crate::fsutil::secs)
+            .unwrap_or(default)
     }
 
     pub fn failures(&self) -> u32 {

@@ -70,6 +70,64 @@ pub fn stat(pid: i32) -> Option<Stat> {
     parse_stat(&buf[..n])
 }
 
+/// CPU time and memory of a process tree, for `status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Usage {
+    /// Percent of one core over the leader's lifetime (as `ps` counts it).
+    pub cpu_pct: f64,
+    pub rss_bytes: u64,
+}
+
+/// The usage of `pid` and its live descendants: their CPU time (and that of
+/// the children they reaped) over the leader's age, and their resident
+/// memory. One `stat` read a process, plus the children lists.
+pub fn tree_usage(pid: i32, uptime_s: f64) -> Option<Usage> {
+    // SAFETY: sysconf reads constants of the system; no memory is touched.
+    let (hz, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let hz = u64::try_from(hz).ok().filter(|h| *h > 0).unwrap_or(100) as f64;
+    let page = u64::try_from(page).ok().filter(|p| *p > 0).unwrap_or(4096);
+    let read = |p: i32| -> Option<(u64, u64, u64)> {
+        let mut buf = [0u8; 512];
+        let n = {
+            use std::io::Read;
+            let mut f = File::open(format!("/proc/{p}/stat")).ok()?;
+            f.read(&mut buf).ok()?
+        };
+        let close = buf[..n].iter().rposition(|&b| b == b')')?;
+        let rest = std::str::from_utf8(buf.get(close + 2..n)?).ok()?;
+        let f: Vec<&str> = rest.split(' ').collect();
+        // Fields from 3: utime 14, stime 15, cutime 16, cstime 17, starttime 22, rss 24.
+        let num = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok());
+        let cpu = num(14)? + num(15)? + num(16)? + num(17)?;
+        Some((cpu, num(22)?, num(24)?.saturating_mul(page)))
+    };
+    let (mut cpu, start, mut rss) = read(pid)?;
+    for (child, _) in descendants(&[pid], &[]) {
+        if let Some((c, _, r)) = read(child) {
+            cpu += c;
+            rss += r;
+        }
+    }
+    let age_s = (uptime_s - start as f64 / hz).max(0.01);
+    Some(Usage {
+        cpu_pct: (100.0 * cpu as f64 / hz / age_s * 10.0).round() / 10.0,
+        rss_bytes: rss,
+    })
+}
+
+/// Seconds since boot, from `/proc/uptime`.
+pub fn uptime_s() -> f64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// The resident memory of a process, from `/proc/<pid>/statm` (0 if gone).
 pub fn rss_bytes(pid: i32) -> u64 {
     if pid <= 0 {

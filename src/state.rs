@@ -117,6 +117,9 @@ pub struct RunState {
     /// With a readiness probe: whether the running command has passed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready: Option<bool>,
+    /// Its tree's CPU and memory, as the supervisor last sampled them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::proc::Usage>,
     /// The entry the command was started with, as the supervisor read it,
     /// kept as its JSON text: `status` compares that text with the
     /// registry's entry written the same way (`config_changed`) without

@@ -628,6 +628,8 @@ fn a_revival_keeps_the_environment_of_the_last_start() {
             .success()
     );
     let saved = env.ws.join(".process-guardian/run/envy.env");
+    // Written by the supervisor just after it answered `start`: awaited.
+    assert!(wait_until(Duration::from_secs(5), || saved.exists()));
     assert_eq!(fs::metadata(&saved).unwrap().mode() & 0o777, 0o600);
     assert!(!read(&env.registry_path()).contains("s3cret"));
     let (sup, cmd) = (env.supervisor_pid("envy"), env.pid_of("envy").unwrap());

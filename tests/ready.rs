@@ -305,8 +305,8 @@ fn a_leaking_process_is_restarted_past_its_memory_limit() {
     let env = Env::new();
     let pid = env.launch(
         "leaky",
-        "python3 -c 'import time\nkeep = []\nwhile True:\n    keep.append(bytearray(8 * 1024 * 1024))\n    time.sleep(0.2)'",
-        &["--max-memory", "80M", "--restart-cooldown", "0"],
+        "python3 -c 'import time\nkeep = []\nwhile True:\n    keep.append(b\"x\" * (5 * 1024 * 1024))\n    time.sleep(0.1)'",
+        &["--max-memory", "60M", "--restart-cooldown", "0"],
     );
     assert!(
         wait_until(Duration::from_secs(20), || env
@@ -321,7 +321,7 @@ fn a_leaking_process_is_restarted_past_its_memory_limit() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(msg.contains("over its limit of 80.0 MiB"), "{msg}");
+    assert!(msg.contains("over its limit of 60.0 MiB"), "{msg}");
     env.ok(&["stop", "leaky"]);
     // Sizes as people write them; nonsense refused.
     env.ok(&["register", "m", "sleep 1", "--max-memory", "1.5G"]);
@@ -330,4 +330,113 @@ fn a_leaking_process_is_restarted_past_its_memory_limit() {
         let out = env.run(&["register", "m", "sleep 1", "--max-memory", bad]);
         assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
     }
+}
+
+#[test]
+fn a_frozen_server_fails_its_health_probes_and_is_restarted() {
+    let env = Env::new();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/");
+    env.ok(&[
+        "register",
+        "web",
+        &format!("python3 -m http.server {port} --bind 127.0.0.1"),
+        "--ready-http",
+        &url,
+        "--health-http",
+        &url,
+        "--health-interval",
+        "1",
+        "--health-failures",
+        "2",
+        "--restart-cooldown",
+        "0",
+    ]);
+    let out = env.run(&["start", "web", "--wait-ready", "30"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let pid = env.pid_of("web").unwrap();
+    // Frozen: the kernel still accepts connections, nothing answers them.
+    kill(pid, "STOP");
+    let t = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(10), || env
+            .pid_of("web")
+            .is_some_and(|p| p != pid)),
+        "not restarted"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "restarted after {:?}",
+        t.elapsed()
+    );
+    assert!(wait_until(Duration::from_secs(5), || !env
+        .alerts_of_kind("unhealthy")
+        .is_empty()));
+    env.ok(&["stop", "web"]);
+}
+
+#[test]
+fn status_shows_the_cpu_and_memory_of_each_tree() {
+    let env = Env::new();
+    env.launch(
+        "busy",
+        "python3 -c 'x = bytearray(30 * 1024 * 1024)\nfor i in range(0, len(x), 4096):\n    x[i] = 1\nwhile True:\n    pass'",
+        &[],
+    );
+    env.ok(&["register", "idle", "sleep 600"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let s = env.status_of("busy");
+    assert!(s["cpu_pct"].as_f64().unwrap() > 20.0, "{s}");
+    assert!(s["rss_bytes"].as_u64().unwrap() > 25 << 20, "{s}");
+    // Not running: no figures.
+    assert!(env.status_of("idle")["cpu_pct"].is_null());
+    let table = env.ok(&["status"]);
+    let head = table.lines().next().unwrap();
+    assert!(head.contains("CPU") && head.contains("MEM"), "{table}");
+    let busy = table.lines().find(|l| l.starts_with("busy")).unwrap();
+    assert!(busy.contains('%') && busy.contains('M'), "{table}");
+    env.ok(&["stop", "busy"]);
+}
+
+#[test]
+fn what_an_app_comes_after_is_serving_before_the_app_starts() {
+    let env = Env::new();
+    let port = free_port();
+    // The database takes a second to listen.
+    env.ok(&[
+        "register",
+        "db",
+        &format!(
+            "sh -c 'sleep 1; exec python3 -c \"import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\\\"127.0.0.1\\\", {port})); s.listen(); time.sleep(600)\"'"
+        ),
+        "--ready-tcp",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    // The app tries once, at its start, and says what it found.
+    env.ok(&[
+        "register",
+        "app",
+        &format!(
+            "python3 -c 'import socket,time\ntry:\n    socket.create_connection((\"127.0.0.1\", {port}), 1)\n    print(\"db-serving\", flush=True)\nexcept OSError as e:\n    print(\"db-missing\", e, flush=True)\ntime.sleep(600)'"
+        ),
+        "--after",
+        "db",
+    ]);
+    let out = env.run(&["start", "app"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        wait_until(Duration::from_secs(10), || read(&env.log_path("app"))
+            .contains("db-")),
+        "{}",
+        read(&env.log_path("app"))
+    );
+    let log = read(&env.log_path("app"));
+    assert!(log.contains("db-serving"), "{log}");
+    env.ok(&["stop", "--all"]);
+    // c2 after c1, then c1 after c2: refused.
+    env.ok(&["register", "c1", "sleep 1"]);
+    env.ok(&["register", "c2", "sleep 1", "--after", "c1"]);
+    let out = env.run(&["register", "c1", "sleep 1", "--after", "c2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("c1 → c2 → c1"), "{}", stderr(&out));
 }

@@ -137,7 +137,7 @@ pub fn run(ws: &Workspace, as_json: bool, only: Option<&str>) -> Result<Output> 
         removed_state: &removed,
         processes: rows
             .iter()
-            .map(|(n, e, s)| super::status::row(ws, n, e, s))
+            .map(|(n, e, s)| super::status::row(ws, n, e, s, None))
             .collect(),
     };
     Ok(Output::new(human, &report).with_code(code))

@@ -89,7 +89,13 @@ pub fn start_after(ws: &Workspace, name: &str) -> Result<Vec<StartOutcome>> {
         let lock = state::lock_name(ws, dep)?;
         let started = start_locked(ws, dep);
         drop(lock);
-        let outcome = started.and_then(|s| finish_start(ws, dep, s, None));
+        // Running is not enough when it has a readiness probe: ready.
+        let outcome = started
+            .and_then(|s| finish_start(ws, dep, s, None))
+            .and_then(|o| match Registry::load_one(ws, dep)?.ready {
+                Some(r) => wait_ready(ws, dep, r.timeout()).map(|_| o),
+                None => Ok(o),
+            });
         match outcome {
             Ok(o) => done.push(o),
             Err(e) => {

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::output::Output;
 use crate::error::Result;
+use crate::proc;
 use crate::registry::{Entry, Registry};
 use crate::state::{self, Desired, ExitRecord, Observed, Shown};
 use crate::workspace::Workspace;
@@ -33,6 +34,10 @@ pub struct Row<'a> {
     message: Option<String>,
     /// Running with a definition other than the registry's (see `restart`).
     config_changed: bool,
+    /// CPU of its tree, percent of one core over the command's lifetime.
+    cpu_pct: Option<f64>,
+    /// Resident memory of its tree.
+    rss_bytes: Option<u64>,
 }
 
 /// Whether a running process was started with a definition other than
@@ -51,7 +56,13 @@ fn no_entry() -> &'static Entry {
     E.get_or_init(|| Entry::new(String::new()))
 }
 
-pub fn row<'a>(ws: &Workspace, name: &'a str, entry: &'a Checked, seen: &'a Observed) -> Row<'a> {
+pub fn row<'a>(
+    ws: &Workspace,
+    name: &'a str,
+    entry: &'a Checked,
+    seen: &'a Observed,
+    usage: Option<proc::Usage>,
+) -> Row<'a> {
     let st = seen.state.as_ref();
     let running = matches!(seen.shown, Shown::Running | Shown::Starting);
     let (entry, invalid) = match entry {
@@ -95,6 +106,39 @@ pub fn row<'a>(ws: &Workspace, name: &'a str, entry: &'a Checked, seen: &'a Obse
             .or_else(|| frozen_message(seen))
             .or_else(|| st.and_then(|s| s.message.clone())),
         config_changed: invalid.is_none() && config_changed(entry, seen),
+        cpu_pct: usage.map(|u| u.cpu_pct),
+        rss_bytes: usage.map(|u| u.rss_bytes),
+    }
+}
+
+/// The usage of each running row's tree: for one process, read from /proc
+/// now; for a listing, as its supervisor last sampled it (every 10 s) into
+/// the state file already read, since /proc costs more than a whole row.
+fn usages(rows: &[(String, Checked, Observed)]) -> Vec<Option<proc::Usage>> {
+    let live = rows.len() == 1;
+    rows.iter()
+        .map(|(_, _, seen)| {
+            let pid = seen
+                .pid()
+                .filter(|_| matches!(seen.shown, Shown::Running | Shown::Starting))?;
+            if live {
+                proc::tree_usage(pid, proc::uptime_s())
+            } else {
+                seen.state.as_ref().and_then(|s| s.usage)
+            }
+        })
+        .collect()
+}
+
+/// `12.3%`, `850K`, `12.4M`, `1.2G`, as a table shows them.
+fn human_bytes(b: u64) -> String {
+    let b = b as f64;
+    if b < 1024.0 * 1024.0 {
+        format!("{:.0}K", b / 1024.0)
+    } else if b < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.1}M", b / 1048576.0)
+    } else {
+        format!("{:.1}G", b / 1073741824.0)
     }
 }
 
@@ -126,8 +170,13 @@ pub fn run(ws: &Workspace, only: &[String], as_json: bool) -> Result<Output> {
             eprintln!("process-guardian: {n}: {why}");
         }
     }
+    let usage = usages(&rows);
     if as_json {
-        let arr: Vec<Row> = rows.iter().map(|(n, e, s)| row(ws, n, e, s)).collect();
+        let arr: Vec<Row> = rows
+            .iter()
+            .zip(&usage)
+            .map(|((n, e, s), u)| row(ws, n, e, s, *u))
+            .collect();
         return Ok(Output::new(Vec::new(), &arr));
     }
     if registry.is_empty() {
@@ -138,7 +187,7 @@ pub fn run(ws: &Workspace, only: &[String], as_json: bool) -> Result<Output> {
     }
     let color = std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let mut lines = table(&rows, color);
+    let mut lines = table(&rows, &usage, color);
     if rows
         .iter()
         .any(|(_, e, s)| e.as_ref().is_ok_and(|e| config_changed(e, s)))
@@ -204,10 +253,12 @@ pub fn observe_all(
     })
 }
 
-const HEADER: [&str; 8] = [
+const HEADER: [&str; 10] = [
     "NAME",
     "STATE",
     "PID",
+    "CPU",
+    "MEM",
     "UPTIME",
     "RESTARTS",
     "LAST EXIT",
@@ -216,9 +267,9 @@ const HEADER: [&str; 8] = [
 ];
 
 /// The table's cells for one process.
-fn cells(name: &str, entry: &Checked, seen: &Observed) -> [String; 8] {
+fn cells(name: &str, entry: &Checked, seen: &Observed, usage: Option<proc::Usage>) -> [String; 10] {
     let Ok(entry) = entry else {
-        let mut cells: [String; 8] = std::array::from_fn(|_| "-".to_string());
+        let mut cells: [String; 10] = std::array::from_fn(|_| "-".to_string());
         cells[0] = name.to_string();
         cells[1] = "invalid".into();
         return cells;
@@ -240,6 +291,8 @@ fn cells(name: &str, entry: &Checked, seen: &Observed) -> [String; 8] {
         seen.pid()
             .filter(|_| running)
             .map_or("-".into(), |p| p.to_string()),
+        usage.map_or("-".into(), |u| format!("{:.1}%", u.cpu_pct)),
+        usage.map_or("-".into(), |u| human_bytes(u.rss_bytes)),
         st.filter(|_| running)
             .and_then(|s| s.uptime_s())
             .map_or("-".into(), human_duration),
@@ -255,8 +308,16 @@ fn cells(name: &str, entry: &Checked, seen: &Observed) -> [String; 8] {
 }
 
 /// The table for people: aligned columns, the state painted when `color`.
-fn table(rows: &[(String, Checked, Observed)], color: bool) -> Vec<String> {
-    let cells: Vec<[String; 8]> = rows.iter().map(|(n, e, s)| cells(n, e, s)).collect();
+fn table(
+    rows: &[(String, Checked, Observed)],
+    usage: &[Option<proc::Usage>],
+    color: bool,
+) -> Vec<String> {
+    let cells: Vec<[String; 10]> = rows
+        .iter()
+        .zip(usage)
+        .map(|((n, e, s), u)| cells(n, e, s, *u))
+        .collect();
     let mut widths = HEADER.map(str::len);
     for row in &cells {
         for (w, c) in widths.iter_mut().zip(row) {

@@ -43,6 +43,9 @@ use tree::Root;
 
 /// How often the supervisor looks at its log and the registry.
 const TICK: Duration = Duration::from_secs(1);
+/// How often it samples its tree's CPU and memory for `status` (which reads
+/// them from the state file rather than from /proc for every process).
+const USAGE_EVERY: Duration = Duration::from_secs(10);
 
 pub(crate) struct Args {
     name: String,
@@ -123,6 +126,8 @@ pub(crate) struct Supervisor {
     readiness: ready::Readiness,
     /// Its health probe, and its memory limit.
     health: ready::Health,
+    /// When its tree's usage was last sampled into the state file.
+    usage_at: Option<Instant>,
     registry: watch::RegistryWatch,
     hooks: hooks::Hooks,
     /// The safety net without cron, active while this supervisor holds the warden lock.
@@ -308,12 +313,37 @@ impl Supervisor {
             );
             return;
         }
+        self.sample_usage(now);
         let look = self.log.look(now, running);
         if let Some(problem) = look.problem {
             self.lifecycle(&problem);
         }
         if let Some(quiet_min) = look.stale_min {
             self.feed(Event::Stale { quiet_min }, now);
+        }
+    }
+
+    /// Every `USAGE_EVERY` (and soon after a start), the tree's CPU and
+    /// memory into the state file, written only when they moved.
+    fn sample_usage(&mut self, now: Instant) {
+        let due = self
+            .usage_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= USAGE_EVERY);
+        let Some((pid, _)) = self.command.as_ref().filter(|_| due) else {
+            return;
+        };
+        self.usage_at = Some(now);
+        let usage = proc::tree_usage(*pid, proc::uptime_s());
+        let moved = match (usage, self.state.usage) {
+            (Some(a), Some(b)) => {
+                (a.cpu_pct - b.cpu_pct).abs() >= 0.5
+                    || a.rss_bytes.abs_diff(b.rss_bytes) > b.rss_bytes / 50
+            }
+            (a, b) => a.is_some() != b.is_some(),
+        };
+        if moved {
+            self.state.usage = usage;
+            self.save();
         }
     }
 

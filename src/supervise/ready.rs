@@ -9,6 +9,19 @@ use std::time::{Duration, Instant};
 use crate::registry::Entry;
 
 const EVERY: Duration = Duration::from_millis(250);
+/// A probe past its own timeout by this much is killed (a name lookup,
+/// say, that its timeout did not cover): a stuck probe cannot stop probing.
+const OVERDUE: Duration = Duration::from_secs(1);
+
+fn kill_overdue(child: Option<(i32, Instant)>, now: Instant) {
+    if let Some((pid, until)) = child
+        && now >= until
+    {
+        // Our own unreaped child: its pid cannot have been reused.
+        let me = rustix::process::getpid().as_raw_nonzero().get();
+        crate::proc::signal_if_child_of(pid, me, crate::proc::Signal::KILL);
+    }
+}
 const EVERY_LATE: Duration = Duration::from_secs(2);
 
 pub struct Readiness {
@@ -21,8 +34,8 @@ pub struct Readiness {
     pending: bool,
     since: Instant,
     next: Instant,
-    /// The probe under way, and the start it belongs to.
-    child: Option<(i32, u64)>,
+    /// The probe under way, the start it belongs to, and when it must be done.
+    child: Option<(i32, u64, Instant)>,
     /// Starts so far: a probe's answer counts only for its own start.
     generation: u64,
     /// Where the log stood at the start (a log probe reads from there).
@@ -80,15 +93,19 @@ impl Readiness {
     }
 
     pub fn next_wakeup(&self) -> Option<Instant> {
-        (self.pending && self.child.is_none()).then_some(self.next)
+        match self.child {
+            Some((_, _, until)) => Some(until),
+            None => self.pending.then_some(self.next),
+        }
     }
 
     pub fn pid(&self) -> Option<i32> {
-        self.child.map(|(p, _)| p)
+        self.child.map(|(p, _, _)| p)
     }
 
     /// Starts a probe when one is due; a line for the log when it is late.
     pub fn tick(&mut self, now: Instant, running: bool) -> Option<String> {
+        kill_overdue(self.child.map(|(p, _, until)| (p, until)), now);
         if !self.pending || !running || self.child.is_some() || now < self.next {
             return None;
         }
@@ -96,7 +113,10 @@ impl Readiness {
         let late = now.saturating_duration_since(self.since) >= self.timeout;
         self.next = crate::fsutil::after(now, if late { EVERY_LATE } else { EVERY });
         match self.spawn(kind, &target) {
-            Ok(pid) => self.child = Some((pid, self.generation)),
+            Ok(pid) => {
+                let until = crate::fsutil::after(now, crate::probe::ATTEMPT_TIMEOUT + OVERDUE);
+                self.child = Some((pid, self.generation, until));
+            }
             Err(e) => return Some(format!("cannot run the readiness probe: {e}")),
         }
         if late && !self.late_said {
@@ -166,8 +186,7 @@ impl Readiness {
     /// A child was reaped: if it was the probe, what it means. `Some(line)`
     /// when the command just became ready.
     pub fn reaped(&mut self, pid: i32, passed: bool, now: Instant) -> Option<Option<String>> {
-        let (child, generation) = self.child.filter(|(p, _)| *p == pid)?;
-        let _ = child;
+        let (_, generation, _) = self.child.filter(|(p, _, _)| *p == pid)?;
         self.child = None;
         if !passed || generation != self.generation || !self.pending {
             return Some(None);
@@ -196,8 +215,9 @@ pub struct Health {
     failed: u32,
     last_error: String,
     next: Option<Instant>,
-    /// The probe under way, its start, and where its stderr can be read.
-    child: Option<(i32, u64, std::fs::File)>,
+    /// The probe under way, its start, where its stderr can be read, and
+    /// when it must be done.
+    child: Option<(i32, u64, std::fs::File, Instant)>,
     generation: u64,
     spawner: Option<crate::launch::Spawner>,
 }
@@ -231,15 +251,22 @@ impl Health {
     }
 
     pub fn next_wakeup(&self) -> Option<Instant> {
-        self.next.filter(|_| self.child.is_none())
+        match &self.child {
+            Some((_, _, _, until)) => Some(*until),
+            None => self.next,
+        }
     }
 
     pub fn pid(&self) -> Option<i32> {
-        self.child.as_ref().map(|(p, _, _)| *p)
+        self.child.as_ref().map(|(p, _, _, _)| *p)
     }
 
     /// Starts a probe when one is due and the command is up and ready.
     pub fn tick(&mut self, now: Instant, active: bool) -> Option<String> {
+        kill_overdue(
+            self.child.as_ref().map(|(p, _, _, until)| (*p, *until)),
+            now,
+        );
         let due = self.next.is_some_and(|t| now >= t);
         if !due || !active || self.child.is_some() {
             if due && !active {
@@ -250,7 +277,8 @@ impl Health {
         self.next = Some(crate::fsutil::after(now, self.interval));
         match self.spawn() {
             Ok((pid, err)) => {
-                self.child = Some((pid, self.generation, err));
+                let until = crate::fsutil::after(now, self.timeout + OVERDUE);
+                self.child = Some((pid, self.generation, err, until));
                 None
             }
             Err(e) => Some(format!("cannot run the health probe: {e}")),
@@ -308,7 +336,7 @@ impl Health {
         if self.pid() != Some(pid) {
             return None;
         }
-        let (_, generation, err) = self.child.take()?;
+        let (_, generation, err, _) = self.child.take()?;
         if generation != self.generation {
             return Some(None);
         }

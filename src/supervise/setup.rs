@@ -94,6 +94,7 @@ pub fn init(args: &Args, ready: &mut Option<File>) -> Result<Option<Supervisor>,
         log: LogWatch::new(pump, &entry, now),
         fifo,
         health: super::ready::Health::new(&entry, command_cwd(&ws, &entry)),
+        usage_at: None,
         readiness: super::ready::Readiness::new(
             &entry,
             command_cwd(&ws, &entry),
@@ -281,6 +282,9 @@ impl Supervisor {
         self.log.pump.own_alone();
         self.readiness.started(now, self.log.pump.size());
         self.health.started(now);
+        // A new tree: sampled afresh at the next look.
+        self.state.usage = None;
+        self.usage_at = None;
         Ok(pid)
     }
 }
