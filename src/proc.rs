@@ -100,11 +100,14 @@ pub fn tree_usage(pid: i32, uptime_s: f64) -> Option<Usage> {
         };
         let close = buf[..n].iter().rposition(|&b| b == b')')?;
         let rest = std::str::from_utf8(buf.get(close + 2..n)?).ok()?;
-        let f: Vec<&str> = rest.split(' ').collect();
         // Fields from 3: utime 14, stime 15, cutime 16, cstime 17, starttime 22, rss 24.
-        let num = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok());
-        let cpu = num(14)? + num(15)? + num(16)? + num(17)?;
-        Some((cpu, num(22)?, num(24)?.saturating_mul(page)))
+        let mut f = rest.split(' ').skip(14 - 3).map(|v| v.parse::<u64>().ok());
+        let mut next = || f.next().flatten();
+        let cpu = next()? + next()? + next()? + next()?;
+        let mut f = rest.split(' ').skip(22 - 3).map(|v| v.parse::<u64>().ok());
+        let start = f.next().flatten()?;
+        let rss = f.nth(1).flatten()?;
+        Some((cpu, start, rss.saturating_mul(page)))
     };
     let (mut cpu, start, mut rss) = read(pid)?;
     for (child, _) in descendants(&[pid], &[]) {

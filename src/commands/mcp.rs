@@ -278,6 +278,18 @@ fn tools() -> Value {
         "timestamps": { "type": "boolean", "description": "Prefix each line of output with its UTC time" },
         "env_file": { "type": "string", "description": "A .env file of KEY=VALUE lines read at each start (relative to cwd); env overrides it" },
         "after": { "type": "array", "items": name_schema(), "description": "Registered processes started (and revived) before this one" },
+        "ready_http": { "type": "string", "description": "Ready once this plain http:// URL answers 2xx or 3xx" },
+        "ready_tcp": { "type": "string", "description": "Ready once HOST:PORT accepts a connection" },
+        "ready_cmd": { "type": "string", "description": "Ready once this command exits 0" },
+        "ready_log": { "type": "string", "description": "Ready once a line of its output matches this regex" },
+        "ready_timeout": { "type": "number", "description": "Seconds it may take to become ready (default 60)" },
+        "health_http": { "type": "string", "description": "Healthy while this http:// URL answers 2xx or 3xx" },
+        "health_tcp": { "type": "string", "description": "Healthy while HOST:PORT accepts a connection" },
+        "health_cmd": { "type": "string", "description": "Healthy while this command exits 0" },
+        "health_interval": { "type": "number", "description": "Seconds between health probes (default 10)" },
+        "health_timeout": { "type": "number", "description": "Seconds one health probe may take" },
+        "health_failures": { "type": "integer", "minimum": 1, "description": "Failed probes in a row that restart it (default 3)" },
+        "max_memory": { "type": "string", "description": "Restart it past this resident memory (200M, 1.5G)" },
     });
     let name_only = json!({ "type": "object", "properties": { "name": name_schema() }, "required": ["name"], "additionalProperties": false });
     json!([

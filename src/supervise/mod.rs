@@ -345,6 +345,8 @@ impl Supervisor {
             self.state.usage = usage;
             self.save();
         }
+        // The walk's buffers go back: a hundred supervisors should not keep them.
+        proc::release_free_heap();
     }
 
     /// The command's tree above `max_memory_bytes`: what to say. Costs a
