@@ -331,7 +331,7 @@ impl Pump {
         // The path is looked at every tenth tick: a log removed by hand is
         // noticed within ten seconds, at a tenth of the system calls.
         self.ticks = self.ticks.wrapping_add(1);
-        let removed = self.ticks % 10 == 0
+        let removed = self.ticks.is_multiple_of(10)
             && matches!(std::fs::symlink_metadata(&self.path),
                 Err(e) if e.kind() == io::ErrorKind::NotFound);
         if removed {
