@@ -112,7 +112,7 @@ pub fn row<'a>(
 }
 
 /// The usage of each running row's tree: for one process, read from /proc
-/// now; for a listing, as its supervisor last sampled it (every 10 s) into
+/// now; for a listing, as its supervisor last sampled it (every 30 s) into
 /// the state file already read, since /proc costs more than a whole row.
 fn usages(rows: &[(String, Checked, Observed)]) -> Vec<Option<proc::Usage>> {
     let live = rows.len() == 1;

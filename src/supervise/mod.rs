@@ -44,8 +44,9 @@ use tree::Root;
 /// How often the supervisor looks at its log and the registry.
 const TICK: Duration = Duration::from_secs(1);
 /// How often it samples its tree's CPU and memory for `status` (which reads
-/// them from the state file rather than from /proc for every process).
-const USAGE_EVERY: Duration = Duration::from_secs(10);
+/// them from the state file rather than from /proc for every process): a
+/// walk of /proc costs more than the rest of an idle supervisor's second.
+const USAGE_EVERY: Duration = Duration::from_secs(30);
 
 pub(crate) struct Args {
     name: String,
@@ -345,8 +346,6 @@ impl Supervisor {
             self.state.usage = usage;
             self.save();
         }
-        // The walk's buffers go back: a hundred supervisors should not keep them.
-        proc::release_free_heap();
     }
 
     /// The command's tree above `max_memory_bytes`: what to say. Costs a
