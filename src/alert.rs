@@ -435,13 +435,7 @@ fn start_hook(ws: &Workspace, alert: &Alert, cmd: &str, json: &str) -> io::Resul
     input.write_all(json.as_bytes())?;
     input.write_all(b"\n")?;
     input.rewind()?;
-    let mut env: Vec<(String, String)> = std::env::vars_os()
-        .map(|(k, v)| {
-            (
-                k.to_string_lossy().into_owned(),
-                v.to_string_lossy().into_owned(),
-            )
-        })
+    let mut env: Vec<(String, String)> = crate::fsutil::env_pairs()
         .filter(|(k, _)| !k.starts_with("PG_ALERT_"))
         .collect();
     env.push(("PG_ALERT_NAME".into(), alert.name.clone()));

@@ -199,6 +199,17 @@ pub fn read_all(mut f: File) -> io::Result<Vec<u8>> {
 }
 
 /// Now, as an RFC 3339 UTC time stamp with milliseconds.
+/// This process's environment as text pairs (bytes that are not UTF-8
+/// replaced), for a child's environment.
+pub fn env_pairs() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().map(|(k, v)| {
+        (
+            k.to_string_lossy().into_owned(),
+            v.to_string_lossy().into_owned(),
+        )
+    })
+}
+
 pub fn now_rfc3339() -> String {
     rfc3339(chrono::Utc::now())
 }

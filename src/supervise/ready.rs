@@ -168,14 +168,7 @@ impl Readiness {
         // A command probe runs with the start's environment; the others need
         // none of it (and a copy would stay in this supervisor until ready).
         let env: Vec<(String, String)> = if kind == "cmd" {
-            std::env::vars_os()
-                .map(|(k, v)| {
-                    (
-                        k.to_string_lossy().into_owned(),
-                        v.to_string_lossy().into_owned(),
-                    )
-                })
-                .collect()
+            crate::fsutil::env_pairs().collect()
         } else {
             Vec::new()
         };
@@ -302,14 +295,7 @@ impl Health {
                 self.cwd.display().to_string(),
             ];
             let env: Vec<(String, String)> = if kind == "cmd" {
-                std::env::vars_os()
-                    .map(|(k, v)| {
-                        (
-                            k.to_string_lossy().into_owned(),
-                            v.to_string_lossy().into_owned(),
-                        )
-                    })
-                    .collect()
+                crate::fsutil::env_pairs().collect()
             } else {
                 Vec::new()
             };

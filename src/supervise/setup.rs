@@ -325,28 +325,14 @@ fn command_env(ws: &Workspace, name: &str, mode: Mode) -> BTreeMap<String, Strin
     {
         return saved;
     }
-    let env: BTreeMap<String, String> = std::env::vars_os()
-        .map(|(k, v)| {
-            (
-                k.to_string_lossy().into_owned(),
-                v.to_string_lossy().into_owned(),
-            )
-        })
-        .collect();
+    let env: BTreeMap<String, String> = crate::fsutil::env_pairs().collect();
     env
 }
 
 /// Keeps the caller's environment for later revivals (after `start` has
 /// heard back: it is not on the way to the report).
 fn save_env(ws: &Workspace, name: &str) {
-    let env: BTreeMap<String, String> = std::env::vars_os()
-        .map(|(k, v)| {
-            (
-                k.to_string_lossy().into_owned(),
-                v.to_string_lossy().into_owned(),
-            )
-        })
-        .collect();
+    let env: BTreeMap<String, String> = crate::fsutil::env_pairs().collect();
     if let Ok(bytes) = serde_json::to_vec(&env) {
         let path = ws.run_file(name, ".env");
         let _ = fsutil::write_atomic(&path, &bytes, 0o600, fsutil::Durability::Renamed);

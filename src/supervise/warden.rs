@@ -148,13 +148,7 @@ fn spawn_repair(ws: &Workspace, name: &str) -> std::io::Result<i32> {
     // The alert directory as this supervisor resolved it: the repair runs
     // from `/`, where a relative one would mean something else.
     let alert_dir = Workspace::alert_dir().display().to_string();
-    let env: Vec<(String, String)> = std::env::vars_os()
-        .map(|(k, v)| {
-            (
-                k.to_string_lossy().into_owned(),
-                v.to_string_lossy().into_owned(),
-            )
-        })
+    let env: Vec<(String, String)> = crate::fsutil::env_pairs()
         .filter(|(k, _)| k != crate::workspace::ALERT_DIR_ENV)
         .chain([(crate::workspace::ALERT_DIR_ENV.to_string(), alert_dir)])
         .collect();
