@@ -153,16 +153,7 @@ pub fn visible_line(line: &[u8], partial: bool) -> String {
             cut = true;
             break;
         }
-        match c {
-            '\t' => out.push(c),
-            c if (c as u32) < 0x20 => {
-                out.push('^');
-                out.push(char::from(b'@' + c as u8));
-            }
-            '\u{7f}' => out.push_str("^?"),
-            c if ('\u{80}'..='\u{9f}').contains(&c) => out.push('?'),
-            c => out.push(c),
-        }
+        push_visible(&mut out, c);
     }
     if cut || partial {
         out.push_str(" [… line cut]");
@@ -303,18 +294,24 @@ fn visible_line_full(line: &[u8]) -> String {
     let text = String::from_utf8_lossy(line);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        match c {
-            '\t' => out.push(c),
-            c if (c as u32) < 0x20 => {
-                out.push('^');
-                out.push(char::from(b'@' + c as u8));
-            }
-            '\u{7f}' => out.push_str("^?"),
-            c if ('\u{80}'..='\u{9f}').contains(&c) => out.push('?'),
-            c => out.push(c),
-        }
+        push_visible(&mut out, c);
     }
     out
+}
+
+/// One character as a terminal may safely be shown it: control characters
+/// as `^X`, the C1 range as `?`.
+fn push_visible(out: &mut String, c: char) {
+    match c {
+        '\t' => out.push(c),
+        c if (c as u32) < 0x20 => {
+            out.push('^');
+            out.push(char::from(b'@' + c as u8));
+        }
+        '\u{7f}' => out.push_str("^?"),
+        c if ('\u{80}'..='\u{9f}').contains(&c) => out.push('?'),
+        c => out.push(c),
+    }
 }
 
 /// The time a line carries: an output stamp at its start

@@ -117,12 +117,7 @@ pub fn register(
 ) -> Result<Output> {
     let entry = build_entry(command, duration_min, opts)?;
     // Fields this version does not know survive a re-registration (see Registry::insert).
-    let updated = Registry::update(ws, |reg| {
-        let updated = reg.insert(name, &entry)?;
-        // An unknown name in `after`, or a cycle, is refused before anything is written.
-        reg.in_start_order(&[name])?;
-        Ok(updated)
-    })?;
+    let updated = Registry::update(ws, |reg| reg.insert_in_order(name, &entry))?;
     let seen = state::observe(ws, name)?;
     let running = seen
         .state
@@ -177,11 +172,7 @@ pub fn run_command(
     let entry = build_entry(command, duration_min, opts)?;
     let lock = state::lock_name(ws, name)?;
     let before = Registry::load(ws)?.get(name).ok().flatten();
-    Registry::update(ws, |reg| {
-        reg.insert(name, &entry)?;
-        reg.in_start_order(&[name])?;
-        Ok(())
-    })?;
+    Registry::update(ws, |reg| reg.insert_in_order(name, &entry))?;
     let seen = state::observe(ws, name)?;
     if !seen.supervisor_alive {
         let before = start::start_after(ws, name)?;

@@ -158,6 +158,14 @@ impl Registry {
     }
 
     /// Like `get`, but a missing name is `NoSuchProcess` (exit 3).
+    /// `insert`, refused (before anything is written) when the entry's
+    /// `after` names something unregistered or closes a cycle.
+    pub fn insert_in_order(&mut self, name: &str, entry: &Entry) -> Result<bool> {
+        let updated = self.insert(name, entry)?;
+        self.in_start_order(&[name])?;
+        Ok(updated)
+    }
+
     /// `names` and every name they come after (`after`, transitively), each
     /// listed after all it comes after, once. An `after` naming nothing
     /// registered, or a cycle, is an error that names it.

@@ -13,6 +13,36 @@ const EVERY: Duration = Duration::from_millis(250);
 /// say, that its timeout did not cover): a stuck probe cannot stop probing.
 const OVERDUE: Duration = Duration::from_secs(1);
 
+/// The `probe` subcommand of this binary, prepared once: a command probe
+/// runs with the start's environment; the others need none of it (a copy
+/// would stay in the supervisor while it probes).
+fn probe_spawner(
+    kind: &str,
+    target: &str,
+    timeout: Duration,
+    cwd: &std::path::Path,
+    extra: &[String],
+) -> std::io::Result<crate::launch::Spawner> {
+    let exe = std::env::current_exe()?;
+    let mut argv = vec![
+        exe.display().to_string(),
+        "probe".into(),
+        kind.into(),
+        target.into(),
+        "--timeout".into(),
+        timeout.as_secs_f64().to_string(),
+        "--cwd".into(),
+        cwd.display().to_string(),
+    ];
+    argv.extend_from_slice(extra);
+    let env: Vec<(String, String)> = if kind == "cmd" {
+        crate::fsutil::env_pairs().collect()
+    } else {
+        Vec::new()
+    };
+    crate::launch::Spawner::new(&argv, &env, cwd).map_err(|e| std::io::Error::other(e.to_string()))
+}
+
 fn kill_overdue(child: Option<(i32, Instant)>, now: Instant) {
     if let Some((pid, until)) = child
         && now >= until
@@ -146,34 +176,20 @@ impl Readiness {
     }
 
     fn prepare(&self, kind: &str, target: &str) -> std::io::Result<crate::launch::Spawner> {
-        let exe = std::env::current_exe()?;
-        let mut argv = vec![
-            exe.display().to_string(),
-            "probe".into(),
-            kind.into(),
-            target.into(),
-            "--timeout".into(),
-            crate::probe::ATTEMPT_TIMEOUT.as_secs_f64().to_string(),
-            "--cwd".into(),
-            self.cwd.display().to_string(),
+        let log_args = [
+            "--file".to_string(),
+            self.log.display().to_string(),
+            "--from".to_string(),
+            self.log_from.to_string(),
         ];
-        if kind == "log" {
-            argv.extend([
-                "--file".into(),
-                self.log.display().to_string(),
-                "--from".into(),
-                self.log_from.to_string(),
-            ]);
-        }
-        // A command probe runs with the start's environment; the others need
-        // none of it (and a copy would stay in this supervisor until ready).
-        let env: Vec<(String, String)> = if kind == "cmd" {
-            crate::fsutil::env_pairs().collect()
-        } else {
-            Vec::new()
-        };
-        crate::launch::Spawner::new(&argv, &env, &self.cwd)
-            .map_err(|e| std::io::Error::other(e.to_string()))
+        let extra: &[String] = if kind == "log" { &log_args } else { &[] };
+        probe_spawner(
+            kind,
+            target,
+            crate::probe::ATTEMPT_TIMEOUT,
+            &self.cwd,
+            extra,
+        )
     }
 
     /// A child was reaped: if it was the probe, what it means. `Some(line)`
@@ -283,26 +299,7 @@ impl Health {
             return Err(std::io::Error::other("no health probe"));
         };
         if self.spawner.is_none() {
-            let exe = std::env::current_exe()?;
-            let argv = vec![
-                exe.display().to_string(),
-                "probe".into(),
-                kind.into(),
-                target,
-                "--timeout".into(),
-                self.timeout.as_secs_f64().to_string(),
-                "--cwd".into(),
-                self.cwd.display().to_string(),
-            ];
-            let env: Vec<(String, String)> = if kind == "cmd" {
-                crate::fsutil::env_pairs().collect()
-            } else {
-                Vec::new()
-            };
-            self.spawner = Some(
-                crate::launch::Spawner::new(&argv, &env, &self.cwd)
-                    .map_err(|e| std::io::Error::other(e.to_string()))?,
-            );
+            self.spawner = Some(probe_spawner(kind, &target, self.timeout, &self.cwd, &[])?);
         }
         let (r, w) = rustix::pipe::pipe_with(
             rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
