@@ -28,6 +28,13 @@ EXAMPLES = [
      "--json logs web -n 2"),
     ("run", "As `start`; when the definition changed, `changes`, `stop` and `start`.", "--json run worker -- sleep 700"),
     ("restart", "A stop and a start.", "--json restart web"),
+    ("export systemd", "Each unit: its text (as written with `--dir`, where `path` says where), and what it could not say.",
+     "--json export systemd web"),
+    ("export kubernetes", "A Kubernetes `List` of the workloads, which `kubectl apply -f` takes as it is.",
+     "--json export kubernetes web --image python:3.12-slim"),
+    ("import", "What each process became (`result`: `registered`, `replaced`, `unchanged`, or with `--dry-run` "
+     "`would-register`, `would-replace`, `conflicts`), `notes` on what changed in translation, `ignored` keys.",
+     "--json import Procfile --dry-run"),
     ("stop, several names", "An array, one outcome a name, in the order given; the exit code is the worst.",
      "--json stop web worker"),
     ("start --all", "Every registered process.", "--json start --all"),
@@ -41,6 +48,8 @@ EXAMPLES = [
     ("wait, timed out", "", "--json wait web --for running --timeout 0.5"),
 ]
 
+PROCFILE = "queue: python3 queue.py --port $PORT\n"
+
 HEAD = """# JSON output
 
 With `--json` (anywhere on the command line), every command prints one JSON
@@ -52,7 +61,8 @@ prints an array with one outcome a name, `{"name", "error"}` for one that
 failed.
 
 Written by `scripts/json-docs.py` from a real run; `tests/json_docs.rs`
-replays every example below and checks that the binary prints exactly the
+replays every example below (in a workspace whose `Procfile` holds
+`queue: python3 queue.py --port $PORT`) and checks that the binary prints exactly the
 documented keys (values such as pids and times differ from run to run).
 """
 
@@ -63,6 +73,9 @@ def main():
     env = dict(os.environ, PROCESS_GUARDIAN_WORKSPACE=ws, PROCESS_GUARDIAN_ALERT_DIR=ws, NO_COLOR="1")
     env.pop("PROCESS_GUARDIAN_ALERT_COMMAND", None)
     out = [HEAD]
+    # What the import example reads (tests/json_docs.rs writes the same).
+    with open(os.path.join(ws, "Procfile"), "w") as f:
+        f.write(PROCFILE)
     try:
         for heading, says, cmd in EXAMPLES:
             r = subprocess.run([binary, *shlex.split(cmd)], cwd=ws, env=env, capture_output=True, text=True,

@@ -185,6 +185,31 @@ pub enum Cmd {
         after_help = "Example (an MCP client's configuration):\n  {\"command\": \"process-guardian\", \"args\": [\"--workspace\", \"/path/to/project\", \"mcp\"]}"
     )]
     Mcp,
+    /// Write entries as systemd units or Kubernetes workloads, to move them to a bigger engine
+    #[command(
+        after_help = "Examples:\n  process-guardian export systemd --dir ./units\n  process-guardian export systemd web --user\n  process-guardian export kubernetes --image python:3.12-slim > app.yaml"
+    )]
+    Export {
+        #[command(subcommand)]
+        to: ExportTo,
+    },
+    /// Register the processes of a Procfile, a pm2 ecosystem file or a supervisord .conf
+    #[command(
+        after_help = "Examples:\n  process-guardian import Procfile --dry-run\n  process-guardian import ecosystem.config.json\n  process-guardian import /etc/supervisor/conf.d/app.conf --force\n\nA pm2 ecosystem.config.js is code; turn it into JSON first:\n  node -e 'console.log(JSON.stringify(require(\"./ecosystem.config.js\"), null, 2))' > ecosystem.json"
+    )]
+    Import {
+        /// The file: Procfile, pm2 ecosystem (.json, .yml) or supervisord (.conf, .ini)
+        file: PathBuf,
+        /// Show what would be registered and change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Replace entries of the same names that are defined differently
+        #[arg(long)]
+        force: bool,
+        /// The file's format, when its name and content do not tell
+        #[arg(long, value_enum)]
+        format: Option<ImportFormat>,
+    },
     /// Print a shell completion script (bash, zsh, fish)
     #[command(
         after_help = "Examples:\n  process-guardian completions bash > ~/.local/share/bash-completion/completions/process-guardian"
@@ -193,6 +218,44 @@ pub enum Cmd {
     /// Print the manual page (roff) on stdout
     #[command(after_help = "Examples:\n  process-guardian man | man -l -")]
     Man,
+}
+
+/// What `export` writes.
+#[derive(Subcommand, Debug, Clone)]
+pub enum ExportTo {
+    /// One .service unit per entry (on stdout, or NAME.service files in --dir)
+    Systemd {
+        /// Names to export (default: every registered process)
+        names: Vec<String>,
+        /// Write NAME.service files here instead of printing them
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Units for a user's manager (systemctl --user) rather than the system's
+        #[arg(long)]
+        user: bool,
+    },
+    /// A Deployment per entry that runs indefinitely, a Job for one with a duration, as YAML
+    Kubernetes {
+        /// Names to export (default: every registered process)
+        names: Vec<String>,
+        /// The container image that holds the programs (such as python:3.12-slim)
+        #[arg(long, required = true)]
+        image: String,
+        /// The namespace to put in each object's metadata
+        #[arg(long)]
+        namespace: Option<String>,
+    },
+}
+
+/// The formats `import` reads.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportFormat {
+    /// `name: command` lines (Heroku, foreman, honcho, overmind)
+    Procfile,
+    /// A pm2 ecosystem file in JSON or YAML (`apps: [...]`)
+    Pm2,
+    /// A supervisord configuration (`[program:NAME]` sections)
+    Supervisord,
 }
 
 /// What `wait --for` waits for.

@@ -413,7 +413,7 @@ impl Drop for SpawnPlan {
 
 /// `program` as an executable path: itself if it holds a `/` (relative to
 /// `cwd`), else the first match on `path_var`.
-fn resolve_program(
+pub(crate) fn resolve_program(
     program: &str,
     path_var: &str,
     cwd: &std::path::Path,

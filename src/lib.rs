@@ -17,7 +17,9 @@ pub mod cmdline;
 pub mod commands;
 pub mod envfile;
 pub mod error;
+pub mod export;
 pub mod fsutil;
+pub mod import;
 #[allow(unsafe_code)]
 pub mod launch;
 pub mod logs;

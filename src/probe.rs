@@ -179,7 +179,7 @@ impl Health {
     }
 }
 
-fn split_host_port(addr: &str) -> Result<(&str, u16), String> {
+pub(crate) fn split_host_port(addr: &str) -> Result<(&str, u16), String> {
     let (host, port) = addr
         .rsplit_once(':')
         .ok_or("expected HOST:PORT, such as 127.0.0.1:8000")?;
@@ -196,7 +196,7 @@ fn split_host_port(addr: &str) -> Result<(&str, u16), String> {
 }
 
 /// `http://host[:port][/path]` as (host, port, path).
-fn parse_url(url: &str) -> Result<(String, u16, String), String> {
+pub(crate) fn parse_url(url: &str) -> Result<(String, u16, String), String> {
     let rest = url
         .strip_prefix("http://")
         .ok_or("expected http://HOST[:PORT]/PATH")?;

@@ -302,7 +302,7 @@ fn db_rows(path: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn user_name(uid: u32) -> Option<String> {
+pub(crate) fn user_name(uid: u32) -> Option<String> {
     db_rows("/etc/passwd")
         .into_iter()
         .find(|f| f.len() > 3 && f[2].parse() == Ok(uid))

@@ -123,6 +123,12 @@ fn examples() -> Vec<Example> {
 #[test]
 fn every_documented_json_shape_is_what_the_binary_prints() {
     let env = Env::new();
+    // What the import example reads (scripts/json-docs.py writes the same).
+    std::fs::write(
+        env.ws.join("Procfile"),
+        "queue: python3 queue.py --port $PORT\n",
+    )
+    .unwrap();
     let examples = examples();
     assert!(examples.len() >= 15, "{} examples", examples.len());
     let mut covered = BTreeSet::new();
@@ -171,6 +177,8 @@ fn every_documented_json_shape_is_what_the_binary_prints() {
         "healthcheck",
         "doctor",
         "logs",
+        "export",
+        "import",
     ] {
         assert!(
             covered.contains(cmd),

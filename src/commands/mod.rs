@@ -3,7 +3,9 @@
 mod cron;
 mod deregister;
 mod doctor;
+mod export;
 mod healthcheck;
+mod import;
 mod logs;
 mod mcp;
 pub mod output;
@@ -16,7 +18,7 @@ mod wait;
 
 pub use output::{Output, print};
 
-use crate::cli::{Cli, Cmd};
+use crate::cli::{Cli, Cmd, ExportTo};
 use crate::error::{Error, Result};
 use crate::registry::{Registry, validate_name};
 use crate::workspace::Workspace;
@@ -42,6 +44,12 @@ fn dispatch(cli: Cli) -> Result<Output> {
         | Cmd::Restart { names, .. }
         | Cmd::Status { names } => names.iter().collect(),
         Cmd::Healthcheck { only } => only.iter().collect(),
+        Cmd::Export { to } => match to {
+            ExportTo::Systemd { names, .. } | ExportTo::Kubernetes { names, .. } => {
+                names.iter().collect()
+            }
+        },
+        Cmd::Import { .. } => Vec::new(),
         Cmd::Cron { .. } | Cmd::Doctor | Cmd::Mcp | Cmd::Completions { .. } | Cmd::Man => {
             Vec::new()
         }
@@ -116,6 +124,22 @@ fn dispatch(cli: Cli) -> Result<Output> {
         Cmd::Cron { action } => cron::run(&ws, action),
         Cmd::Doctor => doctor::run(&ws),
         Cmd::Mcp => mcp::serve(&ws),
+        Cmd::Export { to } => match to {
+            ExportTo::Systemd { names, dir, user } => {
+                export::systemd(&ws, &names, dir.as_deref(), user)
+            }
+            ExportTo::Kubernetes {
+                names,
+                image,
+                namespace,
+            } => export::kubernetes(&ws, &names, &image, namespace.as_deref()),
+        },
+        Cmd::Import {
+            file,
+            dry_run,
+            force,
+            format,
+        } => import::run(&ws, &file, format, dry_run, force),
         Cmd::Completions { .. } | Cmd::Man => unreachable!("answered above"),
     }
 }

@@ -85,7 +85,7 @@ fn build_entry(command: String, duration_min: Option<f64>, opts: &EntryOpts) -> 
     Ok(e)
 }
 
-fn describe(e: &Entry) -> String {
+pub(super) fn describe(e: &Entry) -> String {
     let mut parts = vec![];
     if e.duration_min > 0.0 {
         parts.push(format!("duration {} min", e.duration_min));
