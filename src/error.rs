@@ -35,12 +35,12 @@ pub enum Error {
 
     /// A workspace file or directory that another user could control: using
     /// it would run their commands as us (as git refuses a foreign repository).
-    #[error(
-        "refusing {path}: {reason}; a workspace another user can change would run its commands as you. {fix}"
-    )]
+    #[error("refusing {path}: {reason}; {risk}. {fix}")]
     Untrusted {
         path: PathBuf,
         reason: String,
+        /// What another user could do through it.
+        risk: &'static str,
         fix: String,
     },
 

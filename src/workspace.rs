@@ -239,6 +239,7 @@ fn check_owned(path: &Path, expect: Expect) -> Result<()> {
         Err(Error::Untrusted {
             path: path.to_path_buf(),
             reason,
+            risk: "a workspace another user can change would run its commands as you",
             fix,
         })
     };

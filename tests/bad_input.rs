@@ -420,6 +420,52 @@ fn rows() -> Vec<Row> {
             &["workspace /no/such/ws", "create it or pick another"],
             Nothing,
         ),
+        row(
+            "import of a missing file",
+            none,
+            &["import", "nofile"],
+            2,
+            &["nofile: no such file to import"],
+            Nothing,
+        ),
+        row(
+            "import of numprocs=4",
+            |env| {
+                fs::write(
+                    env.ws.join("many.conf"),
+                    "[program:many]\ncommand=sleep 9\nnumprocs=4\n",
+                )
+                .unwrap()
+            },
+            &["import", "many.conf"],
+            2,
+            &["numprocs=4", "one process per name"],
+            Nothing,
+        ),
+        row(
+            "Procfile line without a colon",
+            |env| fs::write(env.ws.join("Procfile"), "web python3 app.py\n").unwrap(),
+            &["import", "Procfile"],
+            2,
+            &["line 1: expected `name: command`"],
+            Nothing,
+        ),
+        row(
+            "export of an unknown name",
+            none,
+            &["export", "systemd", "ghost"],
+            3,
+            &["no process named \"ghost\""],
+            Nothing,
+        ),
+        row(
+            "export kubernetes without an image",
+            none,
+            &["export", "kubernetes"],
+            2,
+            &["--image <IMAGE>"],
+            Nothing,
+        ),
     ]
 }
 

@@ -500,3 +500,42 @@ fn an_imported_supervisord_program_exports_to_a_unit_that_verifies() {
         assert!(unit.contains(want), "{want} missing from:\n{unit}");
     }
 }
+
+#[test]
+fn a_unit_directory_or_a_file_another_user_controls_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    env.ok(&["register", "web", "sleep 600"]);
+    // A directory every user can write: a unit there could be swapped
+    // before root installs it.
+    let open = env.ws.join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    let out = env.run(&["export", "systemd", "--dir", open.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("others can write it"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fs::read_dir(&open).unwrap().count(), 0);
+    // A directory of another user's.
+    if let Some((uid, gid)) = test_user("pg-export-test") {
+        let theirs = env.ws.join("theirs");
+        fs::create_dir(&theirs).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(uid), Some(gid)).unwrap();
+        let out = env.run(&["export", "systemd", "--dir", theirs.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains("owned by uid"), "{}", stderr(&out));
+        assert_eq!(fs::read_dir(&theirs).unwrap().count(), 0);
+    }
+    // A file every user can write is not imported.
+    let before = fs::read(env.registry_path()).unwrap();
+    let procfile = env.ws.join("Procfile");
+    fs::write(&procfile, "evil: sleep 600\n").unwrap();
+    fs::set_permissions(&procfile, fs::Permissions::from_mode(0o666)).unwrap();
+    let out = env.run(&["import", "Procfile"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("chmod o-w"), "{}", stderr(&out));
+    assert_eq!(fs::read(env.registry_path()).unwrap(), before);
+}

@@ -82,6 +82,7 @@ pub fn systemd(ws: &Workspace, names: &[String], dir: Option<&Path>, user: bool)
         return Ok(out);
     };
     std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+    check_ours(dir)?;
     let mut written = Vec::new();
     let mut human = Vec::new();
     for u in &units {
@@ -110,6 +111,42 @@ pub fn systemd(ws: &Workspace, names: &[String], dir: Option<&Path>, user: bool)
     let mut out = Output::new(human, serde_json::json!({ "units": written }));
     out.stderr.append(&mut stderr);
     Ok(out)
+}
+
+/// Units are run as root once installed: a directory another user can
+/// write would let them swap a unit before it is copied. Refused, as a
+/// link is (it may point anywhere by then).
+fn check_ours(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(dir).map_err(|e| Error::io("inspect", dir, e))?;
+    let me = fsutil::euid();
+    let reason = if m.file_type().is_symlink() {
+        Some("it is a symbolic link".to_string())
+    } else if !m.is_dir() {
+        Some("it is not a directory".to_string())
+    } else if m.uid() != me {
+        Some(format!(
+            "it is owned by uid {}, not by you (uid {me})",
+            m.uid()
+        ))
+    } else if m.mode() & 0o022 != 0 {
+        Some(format!(
+            "others can write it (mode {:o})",
+            m.mode() & 0o7777
+        ))
+    } else {
+        None
+    };
+    match reason {
+        None => Ok(()),
+        Some(reason) => Err(Error::Untrusted {
+            path: dir.to_path_buf(),
+            reason,
+            risk: "another user could swap a unit before it is installed, and run as its user",
+            fix: "Write the units to a directory of your own that only you can write (--dir DIR)."
+                .into(),
+        }),
+    }
 }
 
 fn unit_json(u: &systemd::Unit, path: Option<&Path>) -> serde_json::Value {

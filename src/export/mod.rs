@@ -67,8 +67,13 @@ pub fn untranslated_common(e: &Entry) -> Vec<String> {
     }
     if e.duration_min > 0.0 {
         out.push(format!(
-            "duration_min {}: process-guardian counted an exit 0 before 80 % of it as a crash and restarted it; here any exit 0 is a completion, and nothing stops it at its duration, as process-guardian did not",
-            e.duration_min
+            "duration_min {}: process-guardian counted an exit 0 before 80 % of it as a crash{}; here any exit 0 is a completion. Nothing stops it at its duration, here as there",
+            e.duration_min,
+            if e.auto_restart {
+                " and restarted it"
+            } else {
+                ""
+            }
         ));
     }
     out

@@ -55,9 +55,27 @@ pub fn format_name(f: ImportFormat) -> &'static str {
 /// Reads and translates `path`; every entry is valid when this returns.
 pub fn read(path: &Path, format: Option<ImportFormat>) -> Result<(ImportFormat, Parsed)> {
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::Invalid(format!("{shown}: no such file to import"))
+        } else {
+            Error::io("read", path, e)
+        }
+    })?;
     if !meta.is_file() {
         return Err(Error::Invalid(format!("{shown}: not a file")));
+    }
+    {
+        use std::os::unix::fs::MetadataExt;
+        // Anyone could have put a command in a file anyone can write.
+        if meta.mode() & 0o002 != 0 {
+            return Err(Error::Untrusted {
+                path: path.to_path_buf(),
+                reason: format!("every user can write it (mode {:o})", meta.mode() & 0o7777),
+                risk: "anyone could have put a command in it, to run as you",
+                fix: format!("Check its commands, then: chmod o-w {shown}"),
+            });
+        }
     }
     if meta.len() > MAX_FILE_BYTES {
         return Err(Error::Invalid(format!(
