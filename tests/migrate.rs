@@ -184,6 +184,9 @@ fn kubernetes_manifests_validate_strict_with_the_probe() {
     let env = Env::new();
     two_entries(&env);
     env.ok(&["register", "batch", "python3 job.py", "30"]);
+    // `on` is a string to YAML 1.2 and a boolean to YAML 1.1, which
+    // Kubernetes and the validator read: it must arrive as a string.
+    env.ok(&["register", "flag", "sleep 600", "--env", "VERBOSE=on"]);
     let yaml = env.ok(&["export", "kubernetes", "--image", "python:3.12-slim"]);
     let file = env.ws.join("app.yaml");
     fs::write(&file, &yaml).unwrap();
@@ -192,7 +195,12 @@ fn kubernetes_manifests_validate_strict_with_the_probe() {
     let out = run_with_deadline(cmd, Duration::from_secs(120));
     let said = format!("{}{}", stdout(&out), stderr(&out));
     assert!(out.status.success(), "{said}\n{yaml}");
-    for kind in ["deployment/api", "deployment/web", "job/batch"] {
+    for kind in [
+        "deployment/api",
+        "deployment/web",
+        "job/batch",
+        "deployment/flag",
+    ] {
         assert!(
             said.contains(&format!("passed for resource {kind}")),
             "{said}"

@@ -193,8 +193,8 @@ pub fn kubernetes(
     }
     let mut yaml = String::new();
     for o in &objects {
-        let doc = yaml_serde::to_string(o)
-            .map_err(|e| Error::Failed(format!("cannot write YAML: {e}")))?;
+        let doc =
+            kubernetes::to_yaml(o).map_err(|e| Error::Failed(format!("cannot write YAML: {e}")))?;
         yaml.push_str("---\n");
         yaml.push_str(&doc);
     }

@@ -419,6 +419,49 @@ fn quantity(bytes: u64) -> String {
     bytes.to_string()
 }
 
+/// One object as a YAML document. The library writes YAML 1.2, where `on`,
+/// `no` or `10:30` are plain strings; Kubernetes (go-yaml) and PyYAML read
+/// YAML 1.1, where they are a boolean or a number, so an env value `on`
+/// would fail to load. An object holding such a string is written in JSON
+/// instead, which is YAML too and quotes every string.
+pub fn to_yaml(o: &Object) -> Result<String, String> {
+    let value = serde_json::to_value(o).map_err(|e| e.to_string())?;
+    if any_string(&value, &|s| yaml11_ambiguous(s)) {
+        let json = serde_json::to_string_pretty(o).map_err(|e| e.to_string())?;
+        return Ok(format!(
+            "# In JSON: a value in it reads as a boolean or a number to YAML 1.1 readers\n{json}\n"
+        ));
+    }
+    yaml_serde::to_string(o).map_err(|e| e.to_string())
+}
+
+fn any_string(v: &serde_json::Value, test: &dyn Fn(&str) -> bool) -> bool {
+    match v {
+        serde_json::Value::String(s) => test(s),
+        serde_json::Value::Array(a) => a.iter().any(|v| any_string(v, test)),
+        serde_json::Value::Object(m) => m.iter().any(|(k, v)| test(k) || any_string(v, test)),
+        _ => false,
+    }
+}
+
+/// A YAML 1.1 boolean word, or a number only YAML 1.1 has (`0b101`,
+/// `1_000`, base 60 `10:30`); the numbers both versions share are already
+/// quoted by the library.
+fn yaml11_ambiguous(s: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
+        "OFF",
+    ];
+    if WORDS.contains(&s) {
+        return true;
+    }
+    let t = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let numberish = t.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+        && t.chars()
+            .all(|c| c.is_ascii_hexdigit() || "_:.xXoObB+-".contains(c));
+    numberish && (t.contains(['_', ':']) || t.starts_with("0b") || t.starts_with("0B"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,6 +475,24 @@ mod tests {
         assert_eq!(dns_name(&long, &[]).len(), 63);
         assert!(dns_name(&long, &[dns_name(&long, &[])]).ends_with("a-2"));
         assert_eq!(dns_name("x-", &[]), "x");
+    }
+
+    #[test]
+    fn strings_yaml_1_1_would_misread_are_found() {
+        for s in ["on", "NO", "y", "10:30", "1_000", "0b101"] {
+            assert!(yaml11_ambiguous(s), "{s}");
+        }
+        for s in [
+            "8000",
+            "python3",
+            "http.server",
+            "-m",
+            "online",
+            "1.5",
+            "a:b",
+        ] {
+            assert!(!yaml11_ambiguous(s), "{s}");
+        }
     }
 
     #[test]
