@@ -58,10 +58,16 @@ impl Registry {
     /// the registry unreadable, before anything is created for it; the
     /// common case, a valid entry, costs one scan that parses that entry alone.
     pub fn precheck(ws: &Workspace, name: &str) -> Result<()> {
-        if Registry::load_one(ws, name).is_err() {
-            Registry::load(ws)?.require(name)?;
+        Registry::checked_entry(ws, name).map(|_| ())
+    }
+
+    /// `precheck`, keeping the entry it parsed.
+    pub fn checked_entry(ws: &Workspace, name: &str) -> Result<Entry> {
+        match Registry::load_one(ws, name) {
+            Ok(e) => Ok(e),
+            // The whole registry names the fault best (its parse error, or the entry's).
+            Err(_) => Registry::load(ws)?.require(name),
         }
-        Ok(())
     }
 
     /// Only the registered names, every entry skipped unparsed: what the
@@ -83,14 +89,21 @@ impl Registry {
         let path = ws.registry_path();
         let bytes = read_registry(&path).map_err(|e| Error::io("read", &path, e))?;
         let text = checked_text(&path, &bytes)?;
-        check_no_duplicate_keys(&path, text)?;
         let mut de = serde_json::Deserializer::from_str(text);
         let found = serde::de::DeserializeSeed::deserialize(OneEntry(name), &mut de)
+            .and_then(|found| de.end().map(|()| found))
             .map_err(|e| corrupt(&path, &e))?;
-        let entry = found.ok_or_else(|| Error::NoSuchProcess {
+        let raw = found.ok_or_else(|| Error::NoSuchProcess {
             name: name.to_string(),
             registry: path.clone(),
         })?;
+        // The entry alone is checked for repeated keys (the names were, as
+        // they were read): a fault in another entry is that entry's, as a
+        // bad number there is.
+        let at = raw.get().as_ptr() as usize - text.as_ptr() as usize;
+        json::check_no_duplicate_keys_at(&path, text, at, raw.get())?;
+        let entry: Entry =
+            serde_json::from_str(raw.get()).map_err(|e| json::corrupt_at(&path, text, at, &e))?;
         entry
             .validate()
             .map_err(|e| invalid_entry(&path, name, &e))?;
@@ -109,8 +122,9 @@ impl Registry {
                 map: Map::new(),
             });
         }
-        check_no_duplicate_keys(&path, text)?;
         let value: Value = serde_json::from_str(text).map_err(|e| corrupt(&path, &e))?;
+        // Valid JSON now: a key given twice is what is left to refuse.
+        check_no_duplicate_keys(&path, text)?;
         match value {
             Value::Object(map) => Ok(Registry { path, map }),
             _ => Err(Error::RegistryCorrupt {
@@ -464,6 +478,37 @@ mod tests {
             Registry::load_one(&ws, "a"),
             Err(Error::RegistryCorrupt { .. })
         ));
+        let located = |text: &str, name: &str| match Registry::load_one(&ws, name) {
+            Err(Error::RegistryCorrupt {
+                line,
+                column,
+                reason,
+                ..
+            }) => (line, column, reason),
+            other => {
+                fs::write(ws.registry_path(), text).unwrap();
+                panic!("{other:?}")
+            }
+        };
+        // A key twice in the entry read: located in the file, not in the entry.
+        let text = "{\"b\": {\"command\": \"x\"},\n \"a\": {\"command\": \"x\",\n   \"env\": {\"K\": \"1\", \"K\": \"2\"}}}";
+        fs::write(ws.registry_path(), text).unwrap();
+        let (line, column, reason) = located(text, "a");
+        assert_eq!((line, column), (3, 24), "{reason}");
+        assert!(reason.contains("\"K\" appears twice"), "{reason}");
+        // In another entry, it is that entry's fault alone.
+        assert_eq!(Registry::load_one(&ws, "b").unwrap().command, "x");
+        // A name twice, and a bad value in the entry, located too.
+        let text = "{\"a\": {\"command\": \"x\"},\n \"a\": {\"command\": \"y\"}}";
+        fs::write(ws.registry_path(), text).unwrap();
+        assert_eq!(located(text, "b").0, 2);
+        let text = "{\"b\": {},\n \"a\": {\"command\": 7}}";
+        fs::write(ws.registry_path(), text).unwrap();
+        let (line, column, _) = located(text, "a");
+        assert_eq!((line, column), (2, 19));
+        // Text after the registry's object is refused as before.
+        fs::write(ws.registry_path(), "{\"a\": {\"command\": \"x\"}} x").unwrap();
+        assert!(Registry::load_one(&ws, "a").is_err());
     }
 
     #[test]
