@@ -10,6 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::registry::Entry;
 use crate::workspace::Workspace;
 
 /// How long `start` waits for a supervisor's answer before giving up on it.
@@ -81,12 +82,23 @@ fn cstring(bytes: &[u8]) -> Result<CString> {
 /// report. The supervisor runs in a new session (setsid in the middle
 /// process), is not a session leader (the middle process exits), and is
 /// re-parented away from the caller.
-pub fn spawn_supervisor(ws: &Workspace, name: &str, mode: Mode) -> Result<Ready> {
+/// Starts the supervisor of `name`. With `entry` (the caller has just read
+/// it), the supervisor gets it through a memfd instead of reading the
+/// registry again: a start then costs one read of a large registry, not two.
+pub fn spawn_supervisor(
+    ws: &Workspace,
+    name: &str,
+    mode: Mode,
+    entry: Option<&Entry>,
+) -> Result<Ready> {
     let exe = std::env::current_exe().map_err(|e| Error::io("find", "/proc/self/exe", e))?;
     let (read_end, write_end) = pipe_cloexec()?;
     let fd_arg = write_end.as_raw_fd().to_string();
     let exe_c = cstring(exe.as_os_str().as_bytes())?;
-    let args = [
+    // Without a memfd (an old kernel), the supervisor reads the registry.
+    let entry_fd = entry.and_then(entry_memfd);
+    let entry_arg = entry_fd.as_ref().map(|f| f.as_raw_fd().to_string());
+    let mut args = vec![
         exe_c.clone(),
         cstring(b"supervise")?,
         cstring(name.as_bytes())?,
@@ -96,9 +108,14 @@ pub fn spawn_supervisor(ws: &Workspace, name: &str, mode: Mode) -> Result<Ready>
         cstring(fd_arg.as_bytes())?,
         cstring(mode.flag().as_bytes())?,
     ];
+    if let Some(fd) = &entry_arg {
+        args.push(cstring(b"--entry-fd")?);
+        args.push(cstring(fd.as_bytes())?);
+    }
     let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let write_fd = write_end.as_raw_fd();
+    let entry_raw = entry_fd.as_ref().map_or(-1, |f| f.as_raw_fd());
 
     // SAFETY: the child calls only async-signal-safe functions (setsid, fork,
     // fcntl, execv, _exit) on memory prepared before the fork, and never
@@ -109,8 +126,12 @@ pub fn spawn_supervisor(ws: &Workspace, name: &str, mode: Mode) -> Result<Ready>
             libc::setsid();
             let grandchild = libc::fork();
             if grandchild == 0 {
-                // Keep the ready pipe open across exec; the supervisor marks it close-on-exec again.
+                // Keep the ready pipe (and the entry) open across exec; the
+                // supervisor marks them close-on-exec again.
                 libc::fcntl(write_fd, libc::F_SETFD, 0);
+                if entry_raw >= 0 {
+                    libc::fcntl(entry_raw, libc::F_SETFD, 0);
+                }
                 libc::execv(exe_c.as_ptr(), argv.as_ptr());
                 libc::_exit(127);
             }
@@ -126,6 +147,7 @@ pub fn spawn_supervisor(ws: &Workspace, name: &str, mode: Mode) -> Result<Ready>
         ));
     }
     drop(write_end);
+    drop(entry_fd);
     let status = rustix::process::Pid::from_raw(middle)
         .and_then(|p| {
             rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty()).ok()?
@@ -141,6 +163,17 @@ pub fn spawn_supervisor(ws: &Workspace, name: &str, mode: Mode) -> Result<Ready>
             ws.log_path(name).display()
         ))
     })
+}
+
+/// The entry as JSON in a memfd (close-on-exec until the supervisor's
+/// exec); `None` where memfds are missing or the write fails.
+fn entry_memfd(entry: &Entry) -> Option<OwnedFd> {
+    use std::io::Write;
+    let fd =
+        rustix::fs::memfd_create("process-guardian-entry", rustix::fs::MemfdFlags::CLOEXEC).ok()?;
+    let mut file = File::from(fd);
+    file.write_all(&serde_json::to_vec(entry).ok()?).ok()?;
+    Some(OwnedFd::from(file))
 }
 
 fn pipe_cloexec() -> Result<(OwnedFd, OwnedFd)> {

@@ -314,7 +314,7 @@ fn launch(
     why: String,
 ) -> Checked {
     let old_pid = seen.state.as_ref().and_then(|s| s.pid);
-    let (verb, detail, pid) = match launch::spawn_supervisor(ws, name, mode) {
+    let (verb, detail, pid) = match launch::spawn_supervisor(ws, name, mode, Some(entry)) {
         Ok(Ready::Started(pid)) if mode == Mode::Adopt => (
             "adopted",
             format!("{why}; a new supervisor watches pid {pid}"),

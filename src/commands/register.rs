@@ -175,8 +175,8 @@ pub fn run_command(
     Registry::update(ws, |reg| reg.insert_in_order(name, &entry))?;
     let seen = state::observe(ws, name)?;
     if !seen.supervisor_alive {
-        let before = start::start_after(ws, name)?;
-        let started = start::start_locked(ws, name)?;
+        let before = start::start_after(ws, name, &entry.after)?;
+        let started = start::start_locked(ws, name, Some(&entry))?;
         drop(lock);
         let mut outcome = start::finish_start(ws, name, started, None)?;
         outcome.after = before;
@@ -200,7 +200,7 @@ pub fn run_command(
         return Ok(start::finish_start(ws, name, started, None)?.output());
     }
     let stopped = super::stop::stop_locked(ws, name, None)?;
-    let started = start::start_locked(ws, name)?;
+    let started = start::start_locked(ws, name, Some(&entry))?;
     drop(lock);
     let started = start::finish_start(ws, name, started, None)?;
     let mut out = super::output::both(name, &stopped, &started);

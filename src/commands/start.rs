@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::output::{self, Output, StartOutcome};
 use crate::error::{Error, Result};
 use crate::launch::{self, Mode, Ready};
-use crate::registry::Registry;
+use crate::registry::{Entry, Registry};
 use crate::state::{self, Phase, RunState};
 use crate::workspace::Workspace;
 
@@ -26,10 +26,10 @@ pub fn flag_secs(flag: &str, v: f64) -> Result<Duration> {
 }
 
 pub fn start(ws: &Workspace, name: &str, wait: Option<Duration>) -> Result<Output> {
-    Registry::precheck(ws, name)?;
-    let before = start_after(ws, name)?;
+    let entry = Registry::checked_entry(ws, name)?;
+    let before = start_after(ws, name, &entry.after)?;
     let lock = state::lock_name(ws, name)?;
-    let started = start_locked(ws, name)?;
+    let started = start_locked(ws, name, Some(&entry))?;
     drop(lock);
     let mut outcome = finish_start(ws, name, started, wait)?;
     outcome.after = before;
@@ -76,18 +76,18 @@ pub fn wait_ready(ws: &Workspace, name: &str, timeout: Duration) -> Result<Strin
     }
 }
 
-/// Starts what `name` comes after (`after`, transitively, in order), each
+/// Starts what `name` comes after (its `after`, transitively, in order), each
 /// confirmed running before the next; what was already running is left as
 /// it is. A failure stops there, naming the one that failed.
-pub fn start_after(ws: &Workspace, name: &str) -> Result<Vec<StartOutcome>> {
-    if Registry::load_one(ws, name)?.after.is_empty() {
+pub fn start_after(ws: &Workspace, name: &str, after: &[String]) -> Result<Vec<StartOutcome>> {
+    if after.is_empty() {
         return Ok(Vec::new());
     }
     let order = Registry::load(ws)?.in_start_order(&[name])?;
     let mut done = Vec::new();
     for dep in order.iter().filter(|d| *d != name) {
         let lock = state::lock_name(ws, dep)?;
-        let started = start_locked(ws, dep);
+        let started = start_locked(ws, dep, None);
         drop(lock);
         // Running is not enough when it has a readiness probe: ready.
         let outcome = started
@@ -120,10 +120,10 @@ pub enum Started {
 }
 
 /// Starts `name` (adopting a command that outlived its supervisor); the
-/// caller holds the name's lock.
-pub fn start_locked(ws: &Workspace, name: &str) -> Result<Started> {
-    // Its own entry parsed alone: a start costs little more with a large registry.
-    Registry::precheck(ws, name)?;
+/// caller holds the name's lock and has checked that the name is
+/// registered (before creating the lock). The registry is not read again
+/// here: the supervisor reads its entry, and reports a name removed meanwhile.
+pub fn start_locked(ws: &Workspace, name: &str, entry: Option<&Entry>) -> Result<Started> {
     let seen = state::observe(ws, name)?;
     if seen.supervisor_alive {
         return Ok(Started::Already {
@@ -137,7 +137,7 @@ pub fn start_locked(ws: &Workspace, name: &str) -> Result<Started> {
     } else {
         Mode::Fresh
     };
-    let ready = launch::spawn_supervisor(ws, name, mode)?;
+    let ready = launch::spawn_supervisor(ws, name, mode, entry)?;
     Ok(Started::Spawned { mode, ready })
 }
 
@@ -216,10 +216,10 @@ fn wait_alive(ws: &Workspace, name: &str, pid: i32, wait: Duration) -> Result<()
 }
 
 pub fn restart(ws: &Workspace, name: &str) -> Result<Output> {
-    Registry::precheck(ws, name)?;
+    let entry = Registry::checked_entry(ws, name)?;
     let lock = state::lock_name(ws, name)?;
     let stopped = super::stop::stop_locked(ws, name, None)?;
-    let started = start_locked(ws, name)?;
+    let started = start_locked(ws, name, Some(&entry))?;
     drop(lock);
     let started = finish_start(ws, name, started, None)?;
     Ok(output::both(name, &stopped, &started))

@@ -52,6 +52,8 @@ pub(crate) struct Args {
     name: String,
     workspace: PathBuf,
     ready_fd: Option<i32>,
+    /// A memfd holding the entry, from the `start` that just read it.
+    entry_fd: Option<i32>,
     mode: Mode,
 }
 
@@ -60,11 +62,13 @@ fn parse_args(args: &[String]) -> Option<Args> {
     let name = it.next()?.clone();
     let mut workspace = None;
     let mut ready_fd = None;
+    let mut entry_fd = None;
     let mut mode = Mode::Fresh;
     while let Some(a) = it.next() {
         match a.as_str() {
             "--workspace" => workspace = Some(PathBuf::from(it.next()?)),
             "--ready-fd" => ready_fd = Some(it.next()?.parse().ok()?),
+            "--entry-fd" => entry_fd = Some(it.next()?.parse().ok()?),
             "--fresh" => mode = Mode::Fresh,
             "--retry" => mode = Mode::Retry,
             "--revive" => mode = Mode::Revive,
@@ -76,21 +80,24 @@ fn parse_args(args: &[String]) -> Option<Args> {
         name,
         workspace: workspace?,
         ready_fd,
+        entry_fd,
         mode,
     })
 }
 
-/// Entry point of `process-guardian supervise <name> --workspace DIR [--ready-fd N] [--fresh|--retry|--revive|--adopt]`.
+/// Entry point of `process-guardian supervise <name> --workspace DIR [--ready-fd N] [--entry-fd N] [--fresh|--retry|--revive|--adopt]`.
 pub fn main(args: &[String]) -> i32 {
     let Some(args) = parse_args(args) else {
         let _ = std::io::Write::write_all(
             &mut std::io::stderr(),
-            b"process-guardian: usage: supervise <name> --workspace DIR [--ready-fd N] [--fresh|--retry|--revive|--adopt]\n",
+            b"process-guardian: usage: supervise <name> --workspace DIR [--ready-fd N] [--entry-fd N] [--fresh|--retry|--revive|--adopt]\n",
         );
         return crate::error::EXIT_USAGE;
     };
+    // Both taken before anything else is opened, so the numbers are the inherited ones.
     let mut ready = args.ready_fd.and_then(proc::take_inherited_fd);
-    match setup::init(&args, &mut ready) {
+    let entry = args.entry_fd.and_then(proc::take_inherited_fd);
+    match setup::init(&args, &mut ready, entry) {
         Ok(Some(mut sup)) => {
             sup.run();
             sup.finish();

@@ -35,7 +35,11 @@ const SIGNALS: [Signal; 5] = [
 
 /// Sets up, starts (or adopts) the command and reports to `start`.
 /// `Ok(None)`: another supervisor already holds this name.
-pub fn init(args: &Args, ready: &mut Option<File>) -> Result<Option<Supervisor>, String> {
+pub fn init(
+    args: &Args,
+    ready: &mut Option<File>,
+    entry_file: Option<File>,
+) -> Result<Option<Supervisor>, String> {
     let ws = Workspace::at(&args.workspace).map_err(|e| e.to_string())?;
     let name = args.name.clone();
     crate::registry::validate_name(&name).map_err(|e| e.to_string())?;
@@ -57,7 +61,10 @@ pub fn init(args: &Args, ready: &mut Option<File>) -> Result<Option<Supervisor>,
         }
         Err(e) => return Err(format!("cannot take the supervisor lock: {e}")),
     };
-    let entry = Registry::load_one(&ws, &name).map_err(|e| e.to_string())?;
+    let entry = match entry_file {
+        Some(f) => handed_entry(f)?,
+        None => Registry::load_one(&ws, &name).map_err(|e| e.to_string())?,
+    };
     let pump = Pump::open(
         log_path.clone(),
         entry.log_max_bytes(),
@@ -373,6 +380,19 @@ fn read_env_file(path: &std::path::Path) -> Result<Vec<(String, String)>, SpawnE
     let bytes = fsutil::read_all(file).map_err(|e| fail(e.to_string()))?;
     let text = String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text".into()))?;
     crate::envfile::parse(&text).map_err(fail)
+}
+
+/// The entry `start` handed over in a memfd, checked as a registry's is.
+fn handed_entry(mut f: File) -> Result<Entry, String> {
+    use std::io::{Read, Seek};
+    let mut bytes = Vec::new();
+    f.seek(std::io::SeekFrom::Start(0))
+        .and_then(|_| f.take(1 << 20).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read the entry handed over: {e}"))?;
+    let entry: Entry = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("the entry handed over does not parse: {e}"))?;
+    entry.validate().map_err(|e| e.to_string())?;
+    Ok(entry)
 }
 
 /// How long a stop may take: the `stop --timeout` the CLI left in
