@@ -61,6 +61,7 @@ pub fn init(
         }
         Err(e) => return Err(format!("cannot take the supervisor lock: {e}")),
     };
+    let read_now = entry_file.is_none();
     let entry = match entry_file {
         Some(f) => handed_entry(f)?,
         None => Registry::load_one(&ws, &name).map_err(|e| e.to_string())?,
@@ -108,7 +109,7 @@ pub fn init(
             log_path.clone(),
             now,
         ),
-        registry: RegistryWatch::new(&ws),
+        registry: RegistryWatch::new(&ws, read_now),
         machine: Machine::running(&name, rules, stop_signal, status, 0, now, false),
         ws,
         name,

@@ -65,11 +65,18 @@ type FileStamp = (u64, i64, i64, u64);
 /// The registry, read again only when it changed, for one name.
 pub struct RegistryWatch {
     stamp: Option<FileStamp>,
+    /// Look at the first tick whatever the stamp: the entry came from the
+    /// `start` that read it, and a `deregister` may have come in between.
+    unchecked: bool,
 }
 
 impl RegistryWatch {
-    pub fn new(ws: &Workspace) -> RegistryWatch {
-        RegistryWatch { stamp: stamp(ws) }
+    /// `read_now`: the supervisor has just read its entry in the registry.
+    pub fn new(ws: &Workspace, read_now: bool) -> RegistryWatch {
+        RegistryWatch {
+            stamp: stamp(ws),
+            unchecked: !read_now,
+        }
     }
 
     /// Whether the registry changed and no longer holds `name` (a
@@ -77,7 +84,7 @@ impl RegistryWatch {
     /// corrupt registry is no reason to stop anything.
     pub fn name_left(&mut self, ws: &Workspace, name: &str) -> bool {
         let now = stamp(ws);
-        if now == self.stamp {
+        if now == self.stamp && !std::mem::take(&mut self.unchecked) {
             return false;
         }
         self.stamp = now;
@@ -95,4 +102,26 @@ fn stamp(ws: &Workspace) -> Option<FileStamp> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::symlink_metadata(ws.registry_path()).ok()?;
     Some((m.ino(), m.mtime(), m.mtime_nsec(), m.size()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handed_entry_is_checked_against_the_registry_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::at(dir.path()).unwrap();
+        std::fs::write(ws.registry_path(), r#"{"other": {"command": "sleep 1"}}"#).unwrap();
+        // Read from the registry just now: nothing changed, nothing to look at.
+        assert!(!RegistryWatch::new(&ws, true).name_left(&ws, "gone"));
+        // Handed over by `start`: the name may have left before the stamp was taken.
+        let mut handed = RegistryWatch::new(&ws, false);
+        assert!(handed.name_left(&ws, "gone"));
+        assert!(
+            !handed.name_left(&ws, "gone"),
+            "looked at once, then by stamp"
+        );
+        assert!(!RegistryWatch::new(&ws, false).name_left(&ws, "other"));
+    }
 }
