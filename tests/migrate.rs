@@ -158,9 +158,32 @@ fn hostile_values_stay_values_in_a_unit() {
         "--env",
         "X=a\"b\\c\nExecStartPre=/bin/false",
     ]);
+    // A program given by a relative path, in a directory with a blank.
+    let spaced = env.ws.join("my app");
+    fs::create_dir(&spaced).unwrap();
+    fs::write(spaced.join("run.sh"), "#!/bin/sh\nexec sleep 600\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(spaced.join("run.sh"), fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    env.ok(&[
+        "register",
+        "rel",
+        "./run.sh --fast",
+        "--cwd",
+        spaced.to_str().unwrap(),
+    ]);
     let dir = env.ws.join("units");
     env.ok(&["export", "systemd", "--dir", dir.to_str().unwrap()]);
     verify_units(&dir);
+    let rel = read(&dir.join("rel.service"));
+    assert!(
+        rel.contains(&format!(
+            "ExecStart=\"{}\" --fast",
+            spaced.join("run.sh").display()
+        )),
+        "{rel}"
+    );
     let unit = read(&dir.join("odd.service"));
     assert!(
         !unit.lines().any(|l| l.starts_with("ExecStartPre")),

@@ -62,7 +62,7 @@ pub fn systemd(ws: &Workspace, names: &[String], dir: Option<&Path>, user: bool)
         .filter_map(|u| {
             u.unresolved.as_ref().map(|p| {
                 format!(
-                    "process-guardian: {}: {p} is not on PATH here; ExecStart names it bare",
+                    "process-guardian: {}: the program {p} is not found here; check ExecStart",
                     u.unit
                 )
             })

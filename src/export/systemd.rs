@@ -71,7 +71,16 @@ pub fn unit(plan: &Plan, cx: &Context) -> Result<Unit, String> {
     let mut argv = plan.argv.clone();
     let mut unresolved = None;
     match crate::launch::resolve_program(&argv[0], path_var, Path::new(cwd)) {
-        Some(p) if p.is_absolute() => argv[0] = p.display().to_string(),
+        Some(p) if p.is_absolute() => argv[0] = without_dots(&p),
+        _ if argv[0].contains('/') => {
+            // A path: absolute from the working directory, found or not.
+            unresolved = Some(argv[0].clone());
+            untranslated.push(format!(
+                "the program {} did not exist when this was written",
+                one_line(&argv[0])
+            ));
+            argv[0] = without_dots(&Path::new(cwd).join(&argv[0]));
+        }
         _ => {
             unresolved = Some(argv[0].clone());
             untranslated.push(format!(
@@ -186,6 +195,15 @@ pub fn unit(plan: &Plan, cx: &Context) -> Result<Unit, String> {
         untranslated,
         unresolved,
     })
+}
+
+/// A path without its `.` components (`/srv/./run.sh` is `/srv/run.sh`).
+fn without_dots(p: &Path) -> String {
+    p.components()
+        .filter(|c| *c != std::path::Component::CurDir)
+        .collect::<std::path::PathBuf>()
+        .display()
+        .to_string()
 }
 
 fn probes_untranslated(e: &Entry) -> Vec<String> {
