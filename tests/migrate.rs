@@ -570,3 +570,48 @@ fn a_unit_directory_or_a_file_another_user_controls_is_refused() {
     assert!(stderr(&out).contains("chmod o-w"), "{}", stderr(&out));
     assert_eq!(fs::read(env.registry_path()).unwrap(), before);
 }
+
+#[test]
+fn a_seed_entry_exports_with_the_workspace_as_its_directory() {
+    if !have("systemd-analyze") {
+        return;
+    }
+    let env = Env::new();
+    // The original tool's format: no cwd (the workspace), a duration.
+    fs::write(
+        env.registry_path(),
+        r#"{"my-bot": {"command": "sleep 600", "duration_min": 480, "auto_restart": true, "max_restarts": 5, "restart_cooldown": 30}}"#,
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(env.registry_path(), fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let dir = env.ws.join("units");
+    env.ok(&["export", "systemd", "--dir", dir.to_str().unwrap()]);
+    verify_units(&dir);
+    let unit = read(&dir.join("my-bot.service"));
+    for want in [
+        format!("WorkingDirectory={}\n", env.ws.display()),
+        "Restart=on-failure".to_string(),
+        // Not stopped at its duration (process-guardian does not), but said how.
+        "# To stop it at its duration, add: RuntimeMaxSec=28800".to_string(),
+    ] {
+        assert!(unit.contains(&want), "{want} missing from:\n{unit}");
+    }
+    assert!(!unit.contains("\nRuntimeMaxSec="), "{unit}");
+    let list: Value = serde_json::from_str(&env.ok(&[
+        "--json",
+        "export",
+        "kubernetes",
+        "--image",
+        "python:3.12-slim",
+    ]))
+    .unwrap();
+    let job = &list["items"][0];
+    assert_eq!(job["kind"], "Job");
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["workingDir"],
+        env.ws.display().to_string()
+    );
+}

@@ -21,7 +21,7 @@ fn plans(ws: &Workspace, names: &[String]) -> Result<(Registry, Vec<Plan>)> {
     };
     let plans = chosen
         .iter()
-        .map(|n| Ok(Plan::new(n, &reg.require(n)?)))
+        .map(|n| Ok(Plan::new(n, &reg.require(n)?, ws.root())))
         .collect::<Result<Vec<_>>>()?;
     if plans.is_empty() {
         return Err(Error::Failed(format!(

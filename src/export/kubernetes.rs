@@ -275,7 +275,7 @@ pub fn object(plan: &Plan, k8s_name: &str, cx: &Context) -> Object {
         name: k8s_name.to_string(),
         image: cx.image.to_string(),
         command: plan.argv.iter().map(|a| literal(a)).collect(),
-        working_dir: plan.cwd().map(str::to_string),
+        working_dir: Some(plan.cwd().to_string()),
         env: plan
             .env
             .iter()
@@ -292,10 +292,8 @@ pub fn object(plan: &Plan, k8s_name: &str, cx: &Context) -> Object {
         }),
     };
     untranslated.push(format!(
-        "the image must hold the program and its files{}",
-        plan.cwd()
-            .map(|d| format!(" (it ran in {})", one_line(d)))
-            .unwrap_or_default()
+        "the image must hold the program and its files (it ran in {})",
+        one_line(plan.cwd())
     ));
     if !untranslated.is_empty() {
         annotations.insert(

@@ -24,10 +24,13 @@ pub struct Plan {
     /// supervisor's order: the command's `VAR=value` words, then `env`
     /// (which wins), then `PROCESS_GUARDIAN_NAME`.
     pub env: Vec<(String, String)>,
+    /// The working directory as the supervisor resolves it: the entry's,
+    /// relative to the workspace, or the workspace itself.
+    pub cwd: String,
 }
 
 impl Plan {
-    pub fn new(name: &str, entry: &Entry) -> Plan {
+    pub fn new(name: &str, entry: &Entry, workspace: &std::path::Path) -> Plan {
         let parsed = cmdline::parse(&entry.command);
         let shell = parsed.argv.len() == 3
             && parsed.argv[0] == "/bin/sh"
@@ -42,12 +45,17 @@ impl Plan {
             argv: parsed.argv,
             shell,
             env: env.into_iter().collect(),
+            cwd: entry
+                .cwd
+                .as_ref()
+                .map_or_else(|| workspace.to_path_buf(), |c| workspace.join(c))
+                .display()
+                .to_string(),
         }
     }
 
-    /// The working directory, as captured at register.
-    pub fn cwd(&self) -> Option<&str> {
-        self.entry.cwd.as_deref()
+    pub fn cwd(&self) -> &str {
+        &self.cwd
     }
 }
 

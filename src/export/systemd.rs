@@ -62,7 +62,7 @@ pub fn unit(plan: &Plan, cx: &Context) -> Result<Unit, String> {
 
     // ExecStart: the program as an absolute path, found now on the PATH it
     // would have had.
-    let cwd = plan.cwd().unwrap_or("/");
+    let cwd = plan.cwd();
     let path_var = plan
         .env
         .iter()
