@@ -236,15 +236,40 @@ fn pidfd(pid: i32) -> Option<OwnedFd> {
     rustix::process::pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok()
 }
 
+/// The numeric names in a /proc directory (pids, thread ids), read with a
+/// buffer on the stack: `std::fs::read_dir` takes glibc's 32 KiB directory
+/// buffer from the heap (massif's largest allocation of an idle
+/// supervisor), and the pages it touched stayed resident.
+fn numbered_entries(dir: &str) -> Vec<i32> {
+    use rustix::fs::{Mode, OFlags, RawDir};
+    let mut out = Vec::new();
+    let Ok(fd) = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return out;
+    };
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 2048];
+    let mut entries = RawDir::new(&fd, &mut buf);
+    while let Some(Ok(entry)) = entries.next() {
+        if let Some(n) = entry
+            .file_name()
+            .to_str()
+            .ok()
+            .and_then(|n| n.parse::<i32>().ok())
+        {
+            out.push(n);
+        }
+    }
+    out
+}
+
 /// The children of `pid`, from every thread's `children` list.
 pub fn children_of(pid: i32) -> Vec<i32> {
     let mut out = Vec::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return out;
-    };
-    for t in tasks.flatten() {
-        let path = t.path().join("children");
-        if let Ok(s) = std::fs::read_to_string(path) {
+    for tid in numbered_entries(&format!("/proc/{pid}/task")) {
+        if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/children")) {
             out.extend(s.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
         }
     }
@@ -299,11 +324,8 @@ pub fn signal_if_child_of(pid: i32, parent: i32, sig: Signal) -> bool {
 /// Live members of process group `pgid` that started no earlier than
 /// `not_before` (a start time in clock ticks), by a scan of /proc.
 pub fn group_members(pgid: i32, not_before: u64) -> Vec<i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    numbered_entries("/proc")
+        .into_iter()
         .filter(|&pid| {
             stat(pid).is_some_and(|s| s.pgrp == pgid && !s.is_dead() && s.start_time >= not_before)
         })
@@ -560,6 +582,22 @@ pub fn lock_is_held_on(file: &File, slot: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn children_and_pids_are_read_from_proc() {
+        let me = std::process::id() as i32;
+        assert!(numbered_entries("/proc").contains(&me));
+        assert!(numbered_entries(&format!("/proc/{me}/task")).contains(&me));
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        assert!(children_of(me).contains(&pid), "{:?}", children_of(me));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(numbered_entries("/no/such/dir").is_empty());
+    }
 
     #[test]
     fn parses_stat_with_awkward_names() {
