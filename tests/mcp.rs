@@ -21,11 +21,10 @@ fn an_mcp_client_runs_reads_and_stops_a_process() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_sdk {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the MCP Python SDK must be installed under CI (pip install mcp)"
+        cannot_run(
+            "the MCP Python SDK must be installed under CI (pip install mcp)",
+            "the MCP Python SDK is not installed (pip install mcp)",
         );
-        eprintln!("skipped: the MCP Python SDK is not installed (pip install mcp)");
         return;
     }
     let env = Env::new();

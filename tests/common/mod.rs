@@ -229,6 +229,14 @@ pub fn read(p: &Path) -> String {
     fs::read_to_string(p).unwrap_or_default()
 }
 
+/// A test that cannot run on this machine: under CI, where everything it
+/// needs is installed, that is a failure (`under_ci` says what is missing);
+/// elsewhere it is skipped, saying why (`here`).
+pub fn cannot_run(under_ci: &str, here: &str) {
+    assert!(std::env::var_os("CI").is_none(), "{under_ci}");
+    eprintln!("skipped: {here}");
+}
+
 /// A system user of the tests' own (created with `useradd` if missing), so
 /// that what belongs to a user, such as a crontab, is never the invoking
 /// user's. `None` where users cannot be created (not root).
@@ -283,11 +291,10 @@ pub struct UserCrontab {
 impl UserCrontab {
     pub fn take() -> Option<UserCrontab> {
         let Some((uid, gid)) = test_user(CRON_USER) else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI runs as root: the cron tests must run there"
+            cannot_run(
+                "CI runs as root: the cron tests must run there",
+                &format!("needs root to create the user {CRON_USER}"),
             );
-            eprintln!("skipped: needs root to create the user {CRON_USER}");
             return None;
         };
         let lock = fs::OpenOptions::new()
