@@ -10,8 +10,8 @@
 //! the alert from an in-memory file, never from a pipe it could leave full,
 //! so no hook can block the supervisor.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
@@ -425,16 +425,10 @@ fn write_flag(alert: &Alert) -> io::Result<()> {
 /// reading, never exiting) can block the caller; its limit is the caller's.
 /// Returns its pid; the caller reaps it.
 fn start_hook(ws: &Workspace, alert: &Alert, cmd: &str, json: &str) -> io::Result<i32> {
-    use std::io::Seek;
     use std::os::fd::AsFd;
     let out = crate::output::open_for_others(ws, &alert.name)?;
-    let mut input = File::from(
-        rustix::fs::memfd_create("process-guardian-alert", rustix::fs::MemfdFlags::CLOEXEC)
-            .map_err(io::Error::from)?,
-    );
-    input.write_all(json.as_bytes())?;
-    input.write_all(b"\n")?;
-    input.rewind()?;
+    let input =
+        crate::fsutil::memfd_with("process-guardian-alert", format!("{json}\n").as_bytes())?;
     let mut env: Vec<(String, String)> = crate::fsutil::env_pairs()
         .filter(|(k, _)| !k.starts_with("PG_ALERT_"))
         .collect();

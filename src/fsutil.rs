@@ -21,6 +21,18 @@ pub enum Durability {
     Renamed,
 }
 
+/// An in-memory file holding `bytes`, read from its start (close-on-exec:
+/// a child gets it as its stdin, or by number after clearing the flag).
+pub fn memfd_with(name: &str, bytes: &[u8]) -> io::Result<File> {
+    use std::io::Seek;
+    let mut file = File::from(
+        rustix::fs::memfd_create(name, rustix::fs::MemfdFlags::CLOEXEC).map_err(io::Error::from)?,
+    );
+    file.write_all(bytes)?;
+    file.rewind()?;
+    Ok(file)
+}
+
 /// Replaces `path` with `bytes` so that a reader sees the old or the new
 /// content, never a mix; a failure leaves the old file whole.
 pub fn write_atomic(

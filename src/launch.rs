@@ -168,12 +168,10 @@ pub fn spawn_supervisor(
 /// The entry as JSON in a memfd (close-on-exec until the supervisor's
 /// exec); `None` where memfds are missing or the write fails.
 fn entry_memfd(entry: &Entry) -> Option<OwnedFd> {
-    use std::io::Write;
-    let fd =
-        rustix::fs::memfd_create("process-guardian-entry", rustix::fs::MemfdFlags::CLOEXEC).ok()?;
-    let mut file = File::from(fd);
-    file.write_all(&serde_json::to_vec(entry).ok()?).ok()?;
-    Some(OwnedFd::from(file))
+    let json = serde_json::to_vec(entry).ok()?;
+    crate::fsutil::memfd_with("process-guardian-entry", &json)
+        .ok()
+        .map(OwnedFd::from)
 }
 
 fn pipe_cloexec() -> Result<(OwnedFd, OwnedFd)> {

@@ -87,15 +87,18 @@ pub fn start_after(ws: &Workspace, name: &str, after: &[String]) -> Result<Vec<S
     let mut done = Vec::new();
     for dep in order.iter().filter(|d| *d != name) {
         let lock = state::lock_name(ws, dep)?;
-        let started = start_locked(ws, dep, None);
+        // Its entry read once: for its supervisor, and for its readiness probe.
+        let started = Registry::load_one(ws, dep)
+            .and_then(|entry| Ok((start_locked(ws, dep, Some(&entry))?, entry)));
         drop(lock);
-        // Running is not enough when it has a readiness probe: ready.
-        let outcome = started
-            .and_then(|s| finish_start(ws, dep, s, None))
-            .and_then(|o| match Registry::load_one(ws, dep)?.ready {
+        let outcome = started.and_then(|(started, entry)| {
+            let o = finish_start(ws, dep, started, None)?;
+            // Running is not enough when it has a readiness probe: ready.
+            match &entry.ready {
                 Some(r) => wait_ready(ws, dep, r.timeout()).map(|_| o),
                 None => Ok(o),
-            });
+            }
+        });
         match outcome {
             Ok(o) => done.push(o),
             Err(e) => {
