@@ -562,8 +562,27 @@ fn a_unit_directory_or_a_file_another_user_controls_is_refused() {
         assert!(stderr(&out).contains("owned by uid"), "{}", stderr(&out));
         assert_eq!(fs::read_dir(&theirs).unwrap().count(), 0);
     }
-    // A file every user can write is not imported.
+    // A link planted where the units go: refused, its target untouched.
+    let target = env.ws.join("target");
+    fs::create_dir(&target).unwrap();
+    let link = env.ws.join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let out = env.run(&["export", "systemd", "--dir", link.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+    assert_eq!(fs::read_dir(&target).unwrap().count(), 0);
+    // A number out of range in an imported file: refused, nothing written.
     let before = fs::read(env.registry_path()).unwrap();
+    fs::write(
+        env.ws.join("eco.json"),
+        r#"{"apps": [{"name": "a", "script": "a.js", "kill_timeout": 1e20}]}"#,
+    )
+    .unwrap();
+    let out = env.run(&["import", "eco.json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("stop_timeout_s"), "{}", stderr(&out));
+    assert_eq!(fs::read(env.registry_path()).unwrap(), before);
+    // A file every user can write is not imported.
     let procfile = env.ws.join("Procfile");
     fs::write(&procfile, "evil: sleep 600\n").unwrap();
     fs::set_permissions(&procfile, fs::Permissions::from_mode(0o666)).unwrap();
