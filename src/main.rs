@@ -7,7 +7,9 @@ use process_guardian::{cli, commands, error, proc, supervise};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    // The supervisor skips clap and everything only the CLI needs.
+    // The supervisor skips clap and everything only the CLI needs; and the
+    // command line's locals stay out of this frame, which sits above the
+    // supervisor's loop for its whole life.
     if args.get(1).map(String::as_str) == Some("supervise") {
         std::process::exit(supervise::main(&args[2..]));
     }
@@ -15,6 +17,12 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("probe") {
         std::process::exit(process_guardian::probe::main(&args[2..]));
     }
+    std::process::exit(command_line(&args));
+}
+
+/// The command line: parse, run, print; the exit code.
+#[inline(never)]
+fn command_line(args: &[String]) -> i32 {
     // A command-line tool whose reader went away (`status | head -1`) ends
     // quietly, as Unix tools do, instead of panicking on a broken pipe.
     proc::default_sigpipe();
@@ -43,11 +51,11 @@ fn main() {
             } else {
                 let _ = e.print();
             }
-            std::process::exit(code);
+            return code;
         }
     };
     let as_json = cli.json;
-    let code = match commands::run(cli) {
+    match commands::run(cli) {
         Ok(out) => {
             commands::print(&out);
             out.code
@@ -60,6 +68,5 @@ fn main() {
             }
             e.exit_code()
         }
-    };
-    std::process::exit(code);
+    }
 }

@@ -517,6 +517,16 @@ pub fn default_sigpipe() {
     }
 }
 
+/// Removes a variable from this process's environment. Only for a
+/// single-threaded process (the supervisor, before it starts anything).
+pub fn forget_env(name: &str) {
+    // SAFETY: the caller is single-threaded, so no other thread reads the
+    // environment meanwhile.
+    unsafe {
+        std::env::remove_var(name);
+    }
+}
+
 /// Returns freed heap pages to the kernel.
 pub fn release_free_heap() {
     // SAFETY: malloc_trim only walks glibc's own allocator state.
@@ -524,6 +534,123 @@ pub fn release_free_heap() {
         libc::malloc_trim(0);
     }
 }
+
+/// What a long-lived supervisor touched for rare work (start-up, a usage
+/// sample), handed back: the heap it freed, the pages of the executable's
+/// code and read-only data it ran through (shared with every other copy of
+/// the binary, but each mapping counts in its memory), and the stack below
+/// the caller. What the loop uses again comes back on first touch.
+pub fn shed_memory() {
+    release_free_heap();
+    release_code_pages();
+    release_stack_below_here();
+}
+
+/// Unmaps from this process the pages of the executable's read-only
+/// segments (code, read-only data). They are never written, so they come
+/// back from the page cache as they were when next run; the segments that
+/// can be written (data, relocations) are left alone.
+fn release_code_pages() {
+    let page = usize::try_from(page_size()).unwrap_or(4096);
+    for (start, len) in read_only_segments(page) {
+        // SAFETY: the range is whole pages of a read-only, never-written
+        // private file mapping of this executable (its program headers say
+        // so): dropping them only makes the next access fault them back in
+        // from the same file, unchanged.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED);
+        }
+    }
+}
+
+/// The executable's loaded segments without write permission, as whole
+/// pages inside them: from its program headers, which the kernel mapped and
+/// points at (AT_PHDR). Empty where they cannot be read with certainty.
+#[cfg(target_pointer_width = "64")]
+fn read_only_segments(page: usize) -> Vec<(usize, usize)> {
+    // SAFETY: getauxval reads the auxiliary vector the kernel passed; it
+    // touches no other memory.
+    let (at, count) = unsafe {
+        (
+            libc::getauxval(libc::AT_PHDR),
+            libc::getauxval(libc::AT_PHNUM),
+        )
+    };
+    let (Ok(at), Ok(count)) = (usize::try_from(at), usize::try_from(count)) else {
+        return Vec::new();
+    };
+    if at == 0 || count == 0 || count > 256 || at % std::mem::align_of::<libc::Elf64_Phdr>() != 0 {
+        return Vec::new();
+    }
+    // SAFETY: AT_PHDR is the address of this executable's program header
+    // table, mapped for the process's life, AT_PHNUM entries long (checked
+    // non-null, aligned and of a sane count above).
+    let headers = unsafe { std::slice::from_raw_parts(at as *const libc::Elf64_Phdr, count) };
+    // Where the executable was loaded: the table's address minus where its
+    // own header says it is (0 for a fixed-address executable).
+    let Some(bias) = headers
+        .iter()
+        .find(|h| h.p_type == libc::PT_PHDR)
+        .and_then(|h| usize::try_from(h.p_vaddr).ok())
+        .and_then(|v| at.checked_sub(v))
+    else {
+        return Vec::new();
+    };
+    headers
+        .iter()
+        .filter(|h| h.p_type == libc::PT_LOAD && h.p_flags & libc::PF_W == 0)
+        .filter_map(|h| {
+            let lo = bias.checked_add(usize::try_from(h.p_vaddr).ok()?)?;
+            let hi = lo.checked_add(usize::try_from(h.p_memsz).ok()?)?;
+            // Inward to whole pages: a page shared with a neighbour is kept.
+            let lo = lo.checked_next_multiple_of(page)?;
+            let hi = hi - hi % page;
+            (hi > lo).then(|| (lo, hi - lo))
+        })
+        .collect()
+}
+
+#[cfg(not(target_pointer_width = "64"))]
+fn read_only_segments(_page: usize) -> Vec<(usize, usize)> {
+    Vec::new()
+}
+
+/// Drops the pages of the main thread's stack below the caller's frame
+/// (keeping one page of margin for this call): start-up went deeper than the
+/// loop ever goes again, and each page it touched stays resident otherwise.
+/// Nothing lives below the stack pointer; a deeper call later finds zeroed
+/// pages, as on first use. Only the main thread's stack is known to have
+/// nothing mapped below it (the kernel keeps a guard gap of 1 MiB there).
+#[inline(never)]
+fn release_stack_below_here() {
+    // SAFETY: gettid and getpid only return this thread's and process's ids.
+    if unsafe { libc::gettid() != libc::getpid() } {
+        return;
+    }
+    let page = usize::try_from(page_size()).unwrap_or(4096);
+    let marker = 0u8;
+    let here = std::hint::black_box(&marker) as *const u8 as usize;
+    let top = (here - here % page).saturating_sub(page);
+    let bottom = top.saturating_sub(STACK_SHED_SPAN);
+    if top > bottom {
+        // SAFETY: [bottom, top) lies wholly below the current stack pointer
+        // by at least a page: no frame lives there, and below the main
+        // thread's stack mapping there is only the guard gap, where madvise
+        // applies to nothing (it reports ENOMEM for the hole, ignored).
+        unsafe {
+            libc::madvise(
+                bottom as *mut libc::c_void,
+                top - bottom,
+                libc::MADV_DONTNEED,
+            );
+        }
+    }
+}
+
+/// How far below the loop the stack is released: well past the deepest
+/// start-up (the kernel maps 128 KiB of stack to begin with), and inside the
+/// 1 MiB guard gap below it.
+const STACK_SHED_SPAN: usize = 512 * 1024;
 
 /// Makes the calling process a child subreaper: orphans of its descendants
 /// become its children, so it reaps them at once.
@@ -582,6 +709,32 @@ pub fn lock_is_held_on(file: &File, slot: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    static WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+    #[test]
+    fn the_segments_given_back_hold_code_and_never_writable_data() {
+        let page = usize::try_from(page_size()).unwrap();
+        let segments = read_only_segments(page);
+        let inside = |addr: usize| {
+            segments
+                .iter()
+                .any(|&(lo, len)| addr >= lo && addr < lo + len)
+        };
+        // This very function's code is in one; a static that is written is in none.
+        let code = the_segments_given_back_hold_code_and_never_writable_data as *const () as usize;
+        assert!(inside(code), "{code:#x} not in {segments:x?}");
+        WRITTEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let data = &WRITTEN as *const _ as usize;
+        assert!(!inside(data), "{data:#x} in {segments:x?}");
+        for &(lo, len) in &segments {
+            assert!(lo % page == 0 && len % page == 0 && len > 0);
+        }
+        // Handing them back and running on: they come back as they were.
+        release_code_pages();
+        assert_eq!(WRITTEN.load(std::sync::atomic::Ordering::Relaxed), 2);
+        assert!(numbered_entries("/proc").contains(&(std::process::id() as i32)));
+    }
 
     #[test]
     fn children_and_pids_are_read_from_proc() {

@@ -156,3 +156,60 @@ fn healthcheck_revives_in_after_order() {
     assert!(started_at(db) <= started_at(web));
     env.ok(&["stop", "--all"]);
 }
+
+/// The supervisor runs with a glibc setting of its own (no per-thread cache
+/// of freed blocks, which kept most of its heap): set by whoever starts it,
+/// removed before it starts anything. The command sees the caller's
+/// environment as it was, with or without a GLIBC_TUNABLES of the caller's.
+#[test]
+fn the_supervisors_glibc_setting_never_reaches_the_command() {
+    let env = Env::new();
+    let show = "sh -c 'echo \"GT=[${GLIBC_TUNABLES-unset}]\"; exec sleep 600'";
+    for (name, theirs) in [("plain", None), ("tuned", Some("glibc.malloc.check=0"))] {
+        env.ok(&["register", name, show]);
+        let mut start = env.cmd(&["start", name]);
+        match theirs {
+            Some(v) => start.env("GLIBC_TUNABLES", v),
+            None => start.env_remove("GLIBC_TUNABLES"),
+        };
+        let out = run_with_deadline(start, Duration::from_secs(30));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let expected = format!("GT=[{}]", theirs.unwrap_or("unset"));
+        let first = env.pid_of(name).expect("running");
+        assert!(
+            wait_until(Duration::from_secs(5), || read(&env.log_path(name))
+                .contains(&expected)),
+            "{name}: {}",
+            read(&env.log_path(name))
+        );
+        // What the supervisor was started with: ours only where the caller had none.
+        let sup = env.supervisor_pid(name);
+        let sup_env = fs::read(format!("/proc/{sup}/environ")).unwrap();
+        let sup_env = String::from_utf8_lossy(&sup_env);
+        let ours = "GLIBC_TUNABLES=glibc.malloc.tcache_count=0";
+        assert_eq!(
+            sup_env.contains(ours),
+            theirs.is_none(),
+            "{name}: {sup_env}"
+        );
+        // A restart spawns it again from what the supervisor kept.
+        kill(first, "KILL");
+        assert!(wait_until(Duration::from_secs(10), || env
+            .pid_of(name)
+            .is_some_and(|p| p != first)));
+        assert!(
+            wait_until(Duration::from_secs(5), || read(&env.log_path(name))
+                .matches(&expected)
+                .count()
+                == 2),
+            "{name}: {}",
+            read(&env.log_path(name))
+        );
+        assert!(
+            !read(&env.log_path(name)).contains("tcache"),
+            "{}",
+            read(&env.log_path(name))
+        );
+        env.ok(&["stop", name]);
+    }
+}

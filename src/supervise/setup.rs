@@ -35,11 +35,14 @@ const SIGNALS: [Signal; 5] = [
 
 /// Sets up, starts (or adopts) the command and reports to `start`.
 /// `Ok(None)`: another supervisor already holds this name.
+/// Never inlined, and the supervisor boxed: start-up's locals then live in
+/// a frame that is gone once the loop runs, not below it for life.
+#[inline(never)]
 pub fn init(
     args: &Args,
     ready: &mut Option<File>,
     entry_file: Option<File>,
-) -> Result<Option<Supervisor>, String> {
+) -> Result<Option<Box<Supervisor>>, String> {
     let ws = Workspace::at(&args.workspace).map_err(|e| e.to_string())?;
     let name = args.name.clone();
     crate::registry::validate_name(&name).map_err(|e| e.to_string())?;
@@ -98,11 +101,12 @@ pub fn init(
         restart_cooldown_s: entry.restart_cooldown,
     };
     let stop_signal = entry.stop_signal().to_string();
-    let mut sup = Supervisor {
+    let mut sup = Box::new(Supervisor {
         log: LogWatch::new(pump, &entry, now),
         fifo,
         health: super::ready::Health::new(&entry, command_cwd(&ws, &entry)),
         usage_at: None,
+        shed_due: true,
         readiness: super::ready::Readiness::new(
             &entry,
             command_cwd(&ws, &entry),
@@ -123,11 +127,8 @@ pub fn init(
         root: Root::Own,
         leftovers: Root::Own,
         liveness: Some(liveness),
-    };
+    });
     let _ = std::fs::remove_file(sup.ws.run_file(&sup.name, ".stop"));
-    // The start-up parsing is done: hand its freed heap back, since a
-    // hundred supervisors would otherwise each keep it for their lifetime.
-    proc::release_free_heap();
     sup.begin(args.mode, previous, ready);
     Ok(Some(sup))
 }
