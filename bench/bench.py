@@ -122,6 +122,53 @@ def mem_kib(pid):
     return rss, pss
 
 
+def mapping_kind(line, exe, previous):
+    """What one /proc/<pid>/smaps mapping holds: the executable's code,
+    read-only data, relocated read-only data (relro), data, its zeroed data
+    (bss: the nameless mapping right after it), the heap, the stack, or other."""
+    f = line.split()
+    perms, offset = f[1], f[2]
+    path = f[5] if len(f) > 5 else ""
+    if path == exe or path == os.path.realpath(exe):
+        if "x" in perms:
+            return "code"
+        if perms.startswith("r-"):
+            return "read-only data" if int(offset, 16) == 0 else "relro (relocated read-only)"
+        return "data"
+    if not path and previous == "data":
+        return "bss"
+    if path in ("[heap]", "[stack]"):
+        return path.strip("[]")
+    if path in ("[vdso]", "[vvar]", "[vvar_vclock]", "[vsyscall]"):
+        return "vdso"
+    return "other"
+
+
+def mapping_breakdown(pids, exe):
+    """Mean KiB per process of each kind of mapping: Rss, Pss, private clean, private dirty."""
+    keys = {"Rss": "rss", "Pss": "pss", "Private_Clean": "private_clean", "Private_Dirty": "private_dirty"}
+    total = {}
+    counted = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            continue
+        counted += 1
+        kind = previous = None
+        for line in lines:
+            head = line.split(None, 1)[0]
+            if "-" in head and not head.endswith(":"):
+                kind = mapping_kind(line, exe, previous)
+                previous = kind
+                total.setdefault(kind, {v: 0 for v in keys.values()})
+            elif head.rstrip(":") in keys and kind:
+                total[kind][keys[head.rstrip(":")]] += int(line.split()[1])
+    order = ["code", "read-only data", "relro (relocated read-only)", "data", "bss", "heap", "stack", "vdso", "other"]
+    return {k: {m: round(v / max(1, counted), 1) for m, v in total[k].items()} for k in order if k in total}
+
+
 def wait_for(cond, timeout=10.0, step=0.0005):
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
@@ -267,17 +314,32 @@ class Ours:
                     pids.append(st["supervisor_pid"])
         return pids
 
-    def memory(self, n):
+    def memory(self, n, settle=None):
+        """PSS and RSS per supervisor 0.5 s after the last start; with `settle`,
+        again that many seconds after it (past the first looks at the registry
+        and usage samples, every 30 s), with the breakdown by mapping: then the
+        settled figure is the one reported."""
         self.write_registry(n)
         self.start_many(n)
+        started = time.perf_counter()
         os.sync()
         time.sleep(0.5)
         sups = self.supervisors()
         rss = [mem_kib(p)[0] for p in sups]
         pss = [mem_kib(p)[1] for p in sups]
+        out = {"supervised": len(sups), "rss_kib_per_process": round(sum(rss) / max(1, len(rss)), 1),
+               "pss_kib_per_process": round(sum(pss) / max(1, len(pss)), 1)}
+        if settle:
+            time.sleep(max(0.0, settle - (time.perf_counter() - started)))
+            sups = self.supervisors()
+            m = [mem_kib(p) for p in sups]
+            out = {"supervised": len(sups),
+                   "rss_kib_per_process": round(sum(x[0] for x in m) / max(1, len(m)), 1),
+                   "pss_kib_per_process": round(sum(x[1] for x in m) / max(1, len(m)), 1),
+                   "pss_kib_at_half_s": out["pss_kib_per_process"], "settled_s": settle,
+                   "by_mapping": mapping_breakdown(sups, self.bin)}
         self.stop_all(n)
-        return {"supervised": len(sups), "rss_kib_per_process": round(sum(rss) / max(1, len(rss)), 1),
-                "pss_kib_per_process": round(sum(pss) / max(1, len(pss)), 1)}
+        return out
 
     def warden(self, n, idle_s, kills, baseline=None):
         """The safety net's cost and speed: CPU of n idle supervisors over
@@ -835,6 +897,32 @@ def markdown(results):
         out.append("")
         out.append(f"process-guardian memory with 10 running: PSS {m10['pss_kib_per_process']} KiB, "
                    f"RSS {m10['rss_kib_per_process']} KiB per supervised process.")
+    m100 = ours.get("memory_100") or {}
+    if m100.get("by_mapping"):
+        before = (ours.get("memory_100_baseline") or {})
+        out.append("")
+        out.append(f"Memory of one supervisor with 100 running, {m100['settled_s']} s after the last start "
+                   f"(PSS {m100['pss_kib_per_process']} KiB; {m100['pss_kib_at_half_s']} KiB at 0.5 s), "
+                   "by mapping, KiB (mean of the 100)"
+                   + (f"; before: the baseline binary `{before.get('binary')}` measured the same way "
+                      f"(PSS {before.get('pss_kib_per_process')} KiB; {before.get('pss_kib_at_half_s')} at 0.5 s)"
+                      if before.get("by_mapping") else "") + ":")
+        out.append("")
+        cols = ["rss", "pss", "private_clean", "private_dirty"]
+        if before.get("by_mapping"):
+            out.append("| mapping | RSS | PSS | private clean | private dirty | before: RSS | PSS | private clean | private dirty |")
+            out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        else:
+            out.append("| mapping | RSS | PSS | private clean | private dirty |")
+            out.append("| --- | --- | --- | --- | --- |")
+        kinds = list(m100["by_mapping"]) + [k for k in before.get("by_mapping", {}) if k not in m100["by_mapping"]]
+        for k in kinds:
+            now = m100["by_mapping"].get(k, {})
+            cells = [str(now.get(c, 0)) for c in cols]
+            if before.get("by_mapping"):
+                b = before["by_mapping"].get(k, {})
+                cells += [str(b.get(c, 0)) for c in cols]
+            out.append(f"| {k} | " + " | ".join(cells) + " |")
     if ours.get("registry"):
         r = ours["registry"]
         out.append(f"Registry: {r['writers']} concurrent writers, {r['registrations_per_s']} registrations/s "
@@ -867,6 +955,10 @@ def markdown(results):
     return "\n".join(out)
 
 
+# Past the first look at the registry and the second usage sample (every 30 s).
+MEMORY_SETTLE_S = 35
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", default=None, help="process-guardian binary (default: the release build)")
@@ -877,7 +969,8 @@ def main():
     ap.add_argument("--json-out", default=os.path.join(ROOT, "target", "bench-results.json"))
     ap.add_argument("--write-docs", action="store_true", help="write docs/BENCHMARKS.md")
     ap.add_argument("--baseline", default=None,
-                    help="another process-guardian binary whose idle supervisors are measured beside ours (the warden's cost)")
+                    help="another process-guardian binary (an earlier build) measured beside ours: the cost of "
+                         "its idle supervisors (the warden's), and its memory by mapping (before and after)")
     args = ap.parse_args()
     if args.quick:
         args.kills, args.runs = min(args.kills, 50), min(args.runs, 10)
@@ -905,7 +998,12 @@ def main():
         r["true_beside_status_100"] = r["status_health"][100]["true"]
         print(f"[{ours.name}] memory at 10 and 100", file=sys.stderr)
         r["memory_10"] = ours.memory(10)
-        r["memory_100"] = ours.memory(100)
+        r["memory_100"] = ours.memory(100, settle=MEMORY_SETTLE_S)
+        if args.baseline:
+            print(f"[{ours.name}] memory at 100 of the baseline {args.baseline}", file=sys.stderr)
+            r["memory_100_baseline"] = Ours(args.baseline, os.path.join(tmp, "baseline-memory")).memory(
+                100, settle=MEMORY_SETTLE_S)
+            r["memory_100_baseline"]["binary"] = args.baseline
         print(f"[{ours.name}] 64 concurrent registry writers", file=sys.stderr)
         r["registry"] = ours.registry_writers(64, 3 if args.quick else 10)
         print(f"[{ours.name}] output throughput", file=sys.stderr)
@@ -974,7 +1072,11 @@ HOW = """## How each figure is taken
   out of the ratios.
 - memory: proportional set size (`/proc/<pid>/smaps_rollup`) of all
   supervision processes, divided by the processes supervised (for supervisord
-  and pm2, their one daemon). Taken after `sync`.
+  and pm2, their one daemon). Taken after `sync`, 0.5 s after the last
+  start; ours with 100 running again 35 s after it (past its first look at
+  the registry and its second usage sample), which is the figure in the
+  table and the target, with the breakdown by mapping from
+  `/proc/<pid>/smaps`.
 - percentiles: nearest rank, one function for every figure (at fewer than
   100 samples, p99 is the maximum).
 - output throughput: a command writing 64-byte lines as fast as it can,
