@@ -136,14 +136,15 @@ impl RunState {
     }
 
     fn read(ws: &Workspace, name: &str, check_owner: bool) -> Result<Option<RunState>> {
-        let path = ws.run_file(name, ".json");
         match ws
             .open_run_file(name, ".json", check_owner)
             .and_then(fsutil::read_all)
         {
             Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("read", &path, e)),
+            // The path is only spelled out for the message: a listing reads
+            // one state file per process.
+            Err(e) => Err(Error::io("read", &ws.run_file(name, ".json"), e)),
         }
     }
 
