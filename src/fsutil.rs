@@ -195,18 +195,21 @@ pub fn after(now: Instant, d: Duration) -> Instant {
 /// The rest of an open file in as few system calls as possible (no size
 /// query; a short read of a regular file means its end): `status` reads one
 /// state file per process.
-pub fn read_all(mut f: File) -> io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut buf = vec![0u8; 8192];
-    let mut len = 0;
+pub fn read_all(f: File) -> io::Result<Vec<u8>> {
+    // Into the vector's spare capacity: never zeroed first (zeroing 8 KiB
+    // for each of a hundred state files was a sixth of `status`).
+    let mut buf = Vec::with_capacity(8192);
     loop {
-        let n = f.read(&mut buf[len..])?;
-        len += n;
-        if n == 0 || len < buf.len() {
-            buf.truncate(len);
-            return Ok(buf);
+        if buf.len() == buf.capacity() {
+            buf.reserve(buf.len());
         }
-        buf.resize(buf.len() * 2, 0);
+        let room = buf.capacity() - buf.len();
+        match rustix::io::read(&f, rustix::buffer::spare_capacity(&mut buf)) {
+            Ok(n) if n == 0 || n < room => return Ok(buf),
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
@@ -240,6 +243,19 @@ pub fn seconds_since(stamp: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_all_reads_a_file_whole_at_any_size() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [0usize, 1, 8191, 8192, 8193, 20_000, 70_000] {
+            let p = dir.path().join(format!("f{len}"));
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            std::fs::write(&p, &data).unwrap();
+            let got = read_all(File::open(&p).unwrap()).unwrap();
+            assert_eq!(got.len(), len);
+            assert!(got == data, "content differs at length {len}");
+        }
+    }
 
     #[test]
     fn interrupted_write_leaves_old_file_whole() {
