@@ -144,7 +144,7 @@ impl RunState {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             // The path is only spelled out for the message: a listing reads
             // one state file per process.
-            Err(e) => Err(Error::io("read", &ws.run_file(name, ".json"), e)),
+            Err(e) => Err(Error::io("read", ws.run_file(name, ".json"), e)),
         }
     }
 
