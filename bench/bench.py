@@ -923,6 +923,7 @@ def markdown(results):
                 b = before["by_mapping"].get(k, {})
                 cells += [str(b.get(c, 0)) for c in cols]
             out.append(f"| {k} | " + " | ".join(cells) + " |")
+        out.append("")
     if ours.get("registry"):
         r = ours["registry"]
         out.append(f"Registry: {r['writers']} concurrent writers, {r['registrations_per_s']} registrations/s "
@@ -1092,10 +1093,22 @@ def write_docs(table):
             "It reports and never fails on a slow machine.\n\n"
             "Install the peers first (Debian): `apt-get install -y supervisor runit s6` and `npm install -g pm2`.\n\n"
             "## Latest run\n\n")
+    # The section written by hand (what moved each figure) is kept as it is.
+    kept = ""
+    try:
+        with open(path) as f:
+            old = f.read()
+        if WHAT_MOVED in old:
+            kept = "\n" + old[old.index(WHAT_MOVED):]
+    except OSError:
+        pass
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
-        f.write(head + table + "\n\n" + HOW)
+        f.write(head + table + "\n\n" + HOW + kept)
     print(f"wrote {path}", file=sys.stderr)
+
+
+WHAT_MOVED = "## What moved each figure"
 
 
 if __name__ == "__main__":
