@@ -541,9 +541,10 @@ pub fn release_free_heap() {
 /// the binary, but each mapping counts in its memory), and the stack below
 /// the caller. What the loop uses again comes back on first touch.
 pub fn shed_memory() {
-    release_free_heap();
-    release_code_pages();
     release_stack_below_here();
+    release_code_pages();
+    // Last: the stack's release reads /proc/self/maps into the heap.
+    release_free_heap();
 }
 
 /// Unmaps from this process the pages of the executable's read-only
@@ -615,42 +616,46 @@ fn read_only_segments(_page: usize) -> Vec<(usize, usize)> {
     Vec::new()
 }
 
-/// Drops the pages of the main thread's stack below the caller's frame
-/// (keeping one page of margin for this call): start-up went deeper than the
-/// loop ever goes again, and each page it touched stays resident otherwise.
-/// Nothing lives below the stack pointer; a deeper call later finds zeroed
-/// pages, as on first use. Only the main thread's stack is known to have
-/// nothing mapped below it (the kernel keeps a guard gap of 1 MiB there).
+/// Drops the pages of the stack below the caller's frame (keeping one page
+/// of margin for this call): start-up went deeper than the loop ever goes
+/// again, and each page it touched stays resident otherwise. Nothing lives
+/// below the stack pointer; a deeper call later finds zeroed pages, as on
+/// first use. Bounded by the stack's own mapping, read from
+/// /proc/self/maps, so nothing mapped below it (the guard gap can be set
+/// as small as a page) is ever touched.
 #[inline(never)]
 fn release_stack_below_here() {
-    // SAFETY: gettid and getpid only return this thread's and process's ids.
-    if unsafe { libc::gettid() != libc::getpid() } {
-        return;
-    }
     let page = usize::try_from(page_size()).unwrap_or(4096);
     let marker = 0u8;
     let here = std::hint::black_box(&marker) as *const u8 as usize;
+    let Some(start) = std::fs::read_to_string("/proc/self/maps")
+        .ok()
+        .and_then(|maps| mapping_start(&maps, here))
+    else {
+        return;
+    };
     let top = (here - here % page).saturating_sub(page);
-    let bottom = top.saturating_sub(STACK_SHED_SPAN);
-    if top > bottom {
-        // SAFETY: [bottom, top) lies wholly below the current stack pointer
-        // by at least a page: no frame lives there, and below the main
-        // thread's stack mapping there is only the guard gap, where madvise
-        // applies to nothing (it reports ENOMEM for the hole, ignored).
+    if top > start {
+        // SAFETY: [start, top) is the part of this thread's own stack
+        // mapping (the one that holds `marker`) at least a page below the
+        // current stack pointer: no frame lives there.
         unsafe {
-            libc::madvise(
-                bottom as *mut libc::c_void,
-                top - bottom,
-                libc::MADV_DONTNEED,
-            );
+            libc::madvise(start as *mut libc::c_void, top - start, libc::MADV_DONTNEED);
         }
     }
 }
 
-/// How far below the loop the stack is released: well past the deepest
-/// start-up (the kernel maps 128 KiB of stack to begin with), and inside the
-/// 1 MiB guard gap below it.
-const STACK_SHED_SPAN: usize = 512 * 1024;
+/// The start of the mapping in `maps` (the text of /proc/PID/maps) that
+/// holds `addr`.
+fn mapping_start(maps: &str, addr: usize) -> Option<usize> {
+    maps.lines().find_map(|line| {
+        let range = line.split_whitespace().next()?;
+        let (lo, hi) = range.split_once('-')?;
+        let lo = usize::from_str_radix(lo, 16).ok()?;
+        let hi = usize::from_str_radix(hi, 16).ok()?;
+        (lo <= addr && addr < hi).then_some(lo)
+    })
+}
 
 /// Makes the calling process a child subreaper: orphans of its descendants
 /// become its children, so it reaps them at once.
@@ -711,6 +716,24 @@ mod tests {
     use super::*;
 
     static WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+    #[test]
+    fn the_stack_is_released_within_its_own_mapping_only() {
+        let maps = "00200000-00296000 r--p 00000000 fe:00 1 /bin/x\n\
+                    7ffc0000-7ffd0000 rw-p 00000000 00:00 0 [stack]\n";
+        assert_eq!(mapping_start(maps, 0x7ffc8000), Some(0x7ffc0000));
+        assert_eq!(mapping_start(maps, 0x7ffd0000), None, "the end is outside");
+        assert_eq!(mapping_start(maps, 0x1000), None);
+        assert_eq!(mapping_start("garbage\n-\nzz-yy r", 5), None);
+        // On a thread's own stack, a frame's data survives a release below it.
+        std::thread::spawn(|| {
+            let keep = std::hint::black_box([7u8; 512]);
+            release_stack_below_here();
+            assert!(std::hint::black_box(keep).iter().all(|&b| b == 7));
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     fn the_segments_given_back_hold_code_and_never_writable_data() {
