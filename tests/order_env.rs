@@ -213,3 +213,54 @@ fn the_supervisors_glibc_setting_never_reaches_the_command() {
         env.ok(&["stop", name]);
     }
 }
+
+/// A start that failed lets go of the name before it answers: a start right
+/// after it, the cause fixed, starts the command. It used to find the
+/// failing supervisor still holding the name while it raised its alert, and
+/// say "already running" with nothing running (seen under load). Where that
+/// supervisor is still there when `start` returns, it is frozen (SIGSTOP),
+/// which holds that moment open; where it has already gone, the start right
+/// after is all there is to check.
+#[test]
+fn a_start_right_after_a_failed_one_starts() {
+    fn signal(pid: i32, sig: &str) {
+        // It may have ended already: no error then.
+        let _ = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &pid.to_string()])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+    struct Thaw(i32);
+    impl Drop for Thaw {
+        fn drop(&mut self) {
+            signal(self.0, "CONT");
+        }
+    }
+    let env = Env::new();
+    env.ok(&["register", "bot", "sleep 600", "--env-file", ".env"]);
+    for round in 0..10 {
+        let out = env.run(&["start", "bot"]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "round {round}: {}",
+            stderr(&out)
+        );
+        let failed = env.supervisor_pid("bot");
+        let _thaw = Thaw(failed);
+        signal(failed, "STOP");
+        fs::write(env.ws.join(".env"), "A=1\n").unwrap();
+        let out = env.run(&["start", "bot", "--json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "round {round}: {}",
+            stderr(&out)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["result"], "started", "round {round}: {v}");
+        assert!(env.pid_of("bot").is_some(), "round {round}: {v}");
+        env.ok(&["stop", "bot"]);
+        fs::remove_file(env.ws.join(".env")).unwrap();
+    }
+}

@@ -171,7 +171,9 @@ impl Supervisor {
         // stamp only) and the first usage sample. Not after each later
         // sample (every 30 s): taking back its pages each time cost a third
         // more idle CPU for 5 KiB.
-        proc::shed_memory();
+        if !self.machine.is_done() {
+            proc::shed_memory();
+        }
         // Output wakes the loop often; the registry and the log are looked at once a second.
         let mut next_watch = fsutil::after(Instant::now(), TICK);
         while !self.machine.is_done() {

@@ -159,7 +159,8 @@ impl Supervisor {
     /// Adopts the surviving command, or starts one; reports either way.
     fn begin(&mut self, mode: Mode, previous: Option<RunState>, ready: &mut Option<File>) {
         self.start_or_adopt(mode, previous, ready);
-        if mode == Mode::Fresh {
+        // (A failed start saved it before letting go of the name.)
+        if mode == Mode::Fresh && !self.machine.is_done() {
             save_env(&self.ws, &self.name);
         }
     }
@@ -213,6 +214,14 @@ impl Supervisor {
                 self.lifecycle(&format!("cannot start: {reason}"));
                 self.machine.start_failed(reason.clone());
                 self.save();
+                if mode == Mode::Fresh {
+                    save_env(&self.ws, &self.name);
+                }
+                // This supervisor is done: the name is free before `start`
+                // hears so, or a start right after it (the cause fixed)
+                // would find the name still held and say "already running".
+                // Nothing after this writes the state or the environment.
+                self.liveness = None;
                 super::report(ready, &Ready::Failed(reason.clone()));
                 let msg = format!("{} cannot start: {reason}", self.name);
                 self.alert(Kind::StartFailed, msg, None, None);
