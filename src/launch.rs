@@ -113,10 +113,8 @@ pub fn spawn_supervisor(
         args.push(cstring(fd.as_bytes())?);
     }
     let env = supervisor_env(&mut args)?;
-    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
-    argv.push(std::ptr::null());
-    let mut envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).collect();
-    envp.push(std::ptr::null());
+    let argv = null_terminated(&args);
+    let envp = null_terminated(&env);
     let write_fd = write_end.as_raw_fd();
     let entry_raw = entry_fd.as_ref().map_or(-1, |f| f.as_raw_fd());
 
@@ -135,7 +133,7 @@ pub fn spawn_supervisor(
                 if entry_raw >= 0 {
                     libc::fcntl(entry_raw, libc::F_SETFD, 0);
                 }
-                libc::execve(exe_c.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                libc::execve(exe_c.as_ptr(), argv.as_ptr().cast(), envp.as_ptr().cast());
                 libc::_exit(127);
             }
             libc::_exit(if grandchild < 0 { 1 } else { 0 });
@@ -195,6 +193,14 @@ fn supervisor_env(args: &mut Vec<CString>) -> Result<Vec<CString>> {
         args.push(cstring(b"--own-tunables")?);
     }
     Ok(env)
+}
+
+/// Pointers to `strings`, then a null: an argv or envp for exec or
+/// posix_spawn (which take them as `*mut`, and write through none).
+fn null_terminated(strings: &[CString]) -> Vec<*mut libc::c_char> {
+    let mut v: Vec<*mut libc::c_char> = strings.iter().map(|a| a.as_ptr().cast_mut()).collect();
+    v.push(std::ptr::null_mut());
+    v
 }
 
 /// The variable glibc reads its settings from, and the supervisor's.
@@ -342,12 +348,8 @@ impl Spawner {
         stdin: Option<std::os::fd::BorrowedFd<'_>>,
         out: std::os::fd::BorrowedFd<'_>,
     ) -> std::result::Result<i32, SpawnError> {
-        let mut argv: Vec<*mut libc::c_char> =
-            self.argv.iter().map(|a| a.as_ptr().cast_mut()).collect();
-        argv.push(std::ptr::null_mut());
-        let mut envp: Vec<*mut libc::c_char> =
-            self.envp.iter().map(|a| a.as_ptr().cast_mut()).collect();
-        envp.push(std::ptr::null_mut());
+        let argv = null_terminated(&self.argv);
+        let envp = null_terminated(&self.envp);
         let plan = SpawnPlan::new(stdin.map(|f| f.as_raw_fd()), out.as_raw_fd(), &self.cwd)
             .map_err(|e| self.error(e))?;
         let mut pid: libc::pid_t = 0;

@@ -285,10 +285,19 @@ fn kubernetes_manifests_validate_strict_with_the_probe() {
         "OnFailure"
     );
     // An image is required, and a bad one refused before anything is written.
-    let out = env.run(&["export", "kubernetes"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    let out = env.run(&["export", "kubernetes", "--image", "a b"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    refused(&env, &["export", "kubernetes"], &[]);
+    refused(&env, &["export", "kubernetes", "--image", "a b"], &[]);
+}
+
+/// Runs `args`, which must be refused as bad input (exit 2) with each of
+/// `says` in its message.
+fn refused(env: &Env, args: &[&str], says: &[&str]) {
+    let out = env.run(args);
+    let said = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+    for s in says {
+        assert!(said.contains(s), "{args:?}: {s:?} missing from: {said}");
+    }
 }
 
 /// The registry's entry for `name`.
@@ -376,9 +385,7 @@ fn a_pm2_ecosystem_file_imports_env_and_memory_limit() {
     // A JavaScript ecosystem file is code: refused, with the way to JSON.
     let js = env.ws.join("ecosystem.config.js");
     fs::write(&js, "module.exports = {apps: []}\n").unwrap();
-    let out = env.run(&["import", js.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("JSON.stringify"), "{}", stderr(&out));
+    refused(&env, &["import", js.to_str().unwrap()], &["JSON.stringify"]);
 }
 
 const SUPERVISORD_CONF: &str = "\
@@ -491,12 +498,10 @@ fn existing_names_need_force_and_numprocs_is_refused() {
     let before = fs::read(env.registry_path()).unwrap();
     let conf = env.ws.join("many.conf");
     fs::write(&conf, "[program:many]\ncommand=sleep 600\nnumprocs=4\n").unwrap();
-    let out = env.run(&["import", conf.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    let said = stderr(&out);
-    assert!(
-        said.contains("numprocs=4") && said.contains("one process per name"),
-        "{said}"
+    refused(
+        &env,
+        &["import", conf.to_str().unwrap()],
+        &["numprocs=4", "one process per name"],
     );
     assert_eq!(fs::read(env.registry_path()).unwrap(), before);
     // A bad name in the file is refused before anything is written.
@@ -505,8 +510,7 @@ fn existing_names_need_force_and_numprocs_is_refused() {
         "[program:../evil]\ncommand=sleep 1\n",
     )
     .unwrap();
-    let out = env.run(&["import", "bad.conf"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    refused(&env, &["import", "bad.conf"], &[]);
     assert_eq!(fs::read(env.registry_path()).unwrap(), before);
 }
 
@@ -544,12 +548,10 @@ fn a_unit_directory_or_a_file_another_user_controls_is_refused() {
     let open = env.ws.join("open");
     fs::create_dir(&open).unwrap();
     fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
-    let out = env.run(&["export", "systemd", "--dir", open.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("others can write it"),
-        "{}",
-        stderr(&out)
+    refused(
+        &env,
+        &["export", "systemd", "--dir", open.to_str().unwrap()],
+        &["others can write it"],
     );
     assert_eq!(fs::read_dir(&open).unwrap().count(), 0);
     // A directory of another user's.
@@ -557,9 +559,11 @@ fn a_unit_directory_or_a_file_another_user_controls_is_refused() {
         let theirs = env.ws.join("theirs");
         fs::create_dir(&theirs).unwrap();
         std::os::unix::fs::chown(&theirs, Some(uid), Some(gid)).unwrap();
-        let out = env.run(&["export", "systemd", "--dir", theirs.to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-        assert!(stderr(&out).contains("owned by uid"), "{}", stderr(&out));
+        refused(
+            &env,
+            &["export", "systemd", "--dir", theirs.to_str().unwrap()],
+            &["owned by uid"],
+        );
         assert_eq!(fs::read_dir(&theirs).unwrap().count(), 0);
     }
     // A link planted where the units go: refused, its target untouched.
@@ -567,9 +571,11 @@ fn a_unit_directory_or_a_file_another_user_controls_is_refused() {
     fs::create_dir(&target).unwrap();
     let link = env.ws.join("link");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    let out = env.run(&["export", "systemd", "--dir", link.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+    refused(
+        &env,
+        &["export", "systemd", "--dir", link.to_str().unwrap()],
+        &["symbolic link"],
+    );
     assert_eq!(fs::read_dir(&target).unwrap().count(), 0);
     // A number out of range in an imported file: refused, nothing written.
     let before = fs::read(env.registry_path()).unwrap();
@@ -578,17 +584,13 @@ fn a_unit_directory_or_a_file_another_user_controls_is_refused() {
         r#"{"apps": [{"name": "a", "script": "a.js", "kill_timeout": 1e20}]}"#,
     )
     .unwrap();
-    let out = env.run(&["import", "eco.json"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("stop_timeout_s"), "{}", stderr(&out));
+    refused(&env, &["import", "eco.json"], &["stop_timeout_s"]);
     assert_eq!(fs::read(env.registry_path()).unwrap(), before);
     // A file every user can write is not imported.
     let procfile = env.ws.join("Procfile");
     fs::write(&procfile, "evil: sleep 600\n").unwrap();
     fs::set_permissions(&procfile, fs::Permissions::from_mode(0o666)).unwrap();
-    let out = env.run(&["import", "Procfile"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("chmod o-w"), "{}", stderr(&out));
+    refused(&env, &["import", "Procfile"], &["chmod o-w"]);
     assert_eq!(fs::read(env.registry_path()).unwrap(), before);
 }
 
