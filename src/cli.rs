@@ -38,10 +38,34 @@ pub struct Cli {
     pub command: Cmd,
 }
 
+/// The whole command line, for the completions and the manual page.
+///
+/// Parsing defines only the subcommand it runs (`defer` on [`Cmd`]: building
+/// every subcommand's arguments was a third of a short command's time). But
+/// clap copies the subcommand tree under `help` before it runs a deferred
+/// definition, so `help cron …` would lose its subcommands: the two
+/// subcommands that have subcommands are defined here up front, as the
+/// derive defines them (checked by a test against the deferred definition).
+pub fn whole_command() -> clap::Command {
+    fn eager(sub: clap::Command, with: fn(clap::Command) -> clap::Command) -> clap::Command {
+        with(sub.defer(|c| c))
+            .subcommand_required(true)
+            .arg_required_else_help(true)
+    }
+    <Cli as clap::CommandFactory>::command()
+        .mut_subcommand("cron", |c| {
+            eager(c, <CronAction as clap::Subcommand>::augment_subcommands)
+        })
+        .mut_subcommand("export", |c| {
+            eager(c, <ExportTo as clap::Subcommand>::augment_subcommands)
+        })
+}
+
 /// What NAME is, for every subcommand's help.
 pub const NAME_HELP: &str = "The process's name in the registry: letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit";
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Cmd {
     /// Define (or update) a managed process
     #[command(
@@ -220,7 +244,8 @@ pub enum Cmd {
     Man,
 }
 
-/// What `export` writes.
+// What `export` writes. (A plain comment: under `defer`, a doc comment here
+// would replace the help text of `export` itself.)
 #[derive(Subcommand, Debug, Clone)]
 pub enum ExportTo {
     /// One .service unit per entry (on stdout, or NAME.service files in --dir)
@@ -288,8 +313,9 @@ pub enum CronAction {
     Show,
 }
 
-/// The options of an entry, from flags or (for the MCP server) from JSON
-/// with the same names in snake_case.
+// The options of an entry, from flags or (for the MCP server) from JSON
+// with the same names in snake_case. (A plain comment: under `defer`, a doc
+// comment here would replace the help text of `register` and `run`.)
 #[derive(Args, Debug, Default, Clone, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EntryOpts {
@@ -400,4 +426,82 @@ pub struct RunArgs {
     /// The program and its arguments, after --
     #[arg(last = true, required = true, value_name = "PROGRAM")]
     pub argv: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn names(cmd: &clap::Command) -> Vec<String> {
+        cmd.get_subcommands()
+            .map(|s| s.get_name().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_definition_passes_claps_own_checks() {
+        Cli::command().debug_assert();
+        whole_command().debug_assert();
+    }
+
+    /// Under `defer`, a doc comment on a type a subcommand takes its
+    /// arguments from would replace the subcommand's own help line once the
+    /// arguments are defined.
+    #[test]
+    fn defining_a_subcommands_arguments_keeps_its_help_line() {
+        let before: Vec<_> = Cli::command()
+            .get_subcommands()
+            .map(|s| {
+                (
+                    s.get_name().to_string(),
+                    s.get_about().map(|a| a.to_string()),
+                )
+            })
+            .collect();
+        let mut built = Cli::command();
+        built.build();
+        for (name, about) in before {
+            let sub = built.find_subcommand(&name).unwrap();
+            assert!(about.is_some(), "{name} has no help line");
+            assert_eq!(sub.get_about().map(|a| a.to_string()), about, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_whole_command_defines_cron_and_export_as_parsing_does() {
+        let mut parsing = Cli::command();
+        parsing.build();
+        let mut whole = whole_command();
+        whole.build();
+        for name in ["cron", "export"] {
+            let p = parsing.find_subcommand(name).unwrap();
+            let w = whole.find_subcommand(name).unwrap();
+            assert!(!names(p).is_empty(), "{name}");
+            assert_eq!(names(p), names(w), "{name}");
+            assert_eq!(
+                p.is_subcommand_required_set(),
+                w.is_subcommand_required_set()
+            );
+            assert_eq!(
+                p.is_arg_required_else_help_set(),
+                w.is_arg_required_else_help_set()
+            );
+            for sub in p.get_subcommands() {
+                let ids = |c: &clap::Command| -> Vec<String> {
+                    c.get_arguments().map(|a| a.get_id().to_string()).collect()
+                };
+                let other = w.find_subcommand(sub.get_name()).unwrap();
+                assert_eq!(ids(sub), ids(other), "{name} {}", sub.get_name());
+            }
+            // What the completions offer after `help cron`: the deferred
+            // definition alone loses these.
+            let help = whole.find_subcommand("help").unwrap();
+            let mut under_help = names(help.find_subcommand(name).unwrap());
+            under_help.retain(|n| n != "help");
+            let mut expected = names(w);
+            expected.retain(|n| n != "help");
+            assert_eq!(under_help, expected, "help {name}");
+        }
+    }
 }

@@ -187,14 +187,14 @@ fn each(
 }
 
 fn completions(shell: clap_complete::Shell) -> Output {
-    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let mut cmd = crate::cli::whole_command();
     let mut buf = Vec::new();
     clap_complete::generate(shell, &mut cmd, "process-guardian", &mut buf);
     Output::raw(buf)
 }
 
 fn man() -> Result<Output> {
-    let cmd = <Cli as clap::CommandFactory>::command();
+    let cmd = crate::cli::whole_command();
     let mut buf = Vec::new();
     clap_mangen::Man::new(cmd)
         .render(&mut buf)
