@@ -1,5 +1,6 @@
 //! Small file helpers shared by the registry, the state files and the alerts:
-//! atomic replacement (temp file in the same directory, then rename), opening
+//! atomic replacement (temp file in the same directory, then exchanged or
+//! renamed into place), opening
 //! files that must be our own (never through a symlink, never one another
 //! user owns), exclusive locks, checked durations and time stamps.
 
@@ -77,7 +78,7 @@ pub fn write_atomic_with(
         }
         drop(file);
         before_rename(&tmp)?;
-        fs::rename(&tmp, path)?;
+        replace(&tmp, path)?;
         if durability == Durability::Synced {
             File::open(dir)?.sync_all()?;
         }
@@ -87,6 +88,32 @@ pub fn write_atomic_with(
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Puts the complete file `tmp` in the place of `path`, atomically.
+///
+/// A rename over an existing file makes ext4 (with its default
+/// `auto_da_alloc`) allocate and start writing the new file's blocks right
+/// away, inside the rename: about 180 µs on the machine of
+/// docs/BENCHMARKS.md, against 50 µs for exchanging the two names
+/// (renameat2 RENAME_EXCHANGE) and unlinking the old file under the temp
+/// name. A reader of `path` sees the old or the new file either way. Where
+/// there is nothing to exchange with, or the file system cannot exchange,
+/// a plain rename; and if what stood at `path` was not a file (a directory
+/// cannot be unlinked), it goes back and the rename answers as it always did.
+fn replace(tmp: &Path, path: &Path) -> io::Result<()> {
+    use rustix::fs::{AtFlags, CWD, RenameFlags, renameat_with, unlinkat};
+    if renameat_with(CWD, tmp, CWD, path, RenameFlags::EXCHANGE).is_err() {
+        return fs::rename(tmp, path);
+    }
+    match unlinkat(CWD, tmp, AtFlags::empty()) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::NOENT => Ok(()),
+        Err(_) => {
+            renameat_with(CWD, tmp, CWD, path, RenameFlags::EXCHANGE)?;
+            fs::rename(tmp, path)
+        }
+    }
 }
 
 /// Why a file we were about to use is not ours to use.
@@ -289,6 +316,78 @@ mod tests {
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    #[test]
+    fn replacing_leaves_one_file_and_moves_nothing_that_is_not_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let listing = || -> Vec<String> {
+            let mut v: Vec<_> = fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let path = dir.path().join("f");
+        for body in [&b"one"[..], b"two", b"three"] {
+            write_atomic(&path, body, 0o600, Durability::Renamed).unwrap();
+            assert_eq!(fs::read(&path).unwrap(), body);
+        }
+        assert_eq!(listing(), ["f"]);
+        // A directory where the file goes: refused as a rename refuses it,
+        // and the directory stays where it was, whole.
+        let d = dir.path().join("d");
+        fs::create_dir(&d).unwrap();
+        fs::write(d.join("inside"), b"kept").unwrap();
+        assert!(write_atomic(&d, b"x", 0o600, Durability::Renamed).is_err());
+        assert_eq!(fs::read(d.join("inside")).unwrap(), b"kept");
+        assert_eq!(listing(), ["d", "f"]);
+        // A symlink there is replaced, never written through.
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"untouched").unwrap();
+        let link = dir.path().join("l");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        write_atomic(&link, b"mine", 0o600, Durability::Renamed).unwrap();
+        assert!(
+            !fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(&link).unwrap(), b"mine");
+        assert_eq!(fs::read(&victim).unwrap(), b"untouched");
+        assert_eq!(listing(), ["d", "f", "l", "victim"]);
+    }
+
+    /// A reader of a file being replaced over and over sees one whole
+    /// version every time: never a mix, never no file.
+    #[test]
+    fn a_reader_always_sees_a_whole_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let a = vec![b'a'; 700];
+        let b = vec![b'b'; 300];
+        write_atomic(&path, &a, 0o600, Durability::Renamed).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (path, stop, a, b) = (path.clone(), stop.clone(), a.clone(), b.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    let got = fs::read(&path).expect("the file is always there");
+                    assert!(got == a || got == b, "a mix of {} bytes", got.len());
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        for i in 0..2000 {
+            let body = if i % 2 == 0 { &b } else { &a };
+            write_atomic(&path, body, 0o600, Durability::Renamed).unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        assert!(reader.join().unwrap() > 0);
     }
 
     #[test]
