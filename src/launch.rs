@@ -118,28 +118,7 @@ pub fn spawn_supervisor(
     let write_fd = write_end.as_raw_fd();
     let entry_raw = entry_fd.as_ref().map_or(-1, |f| f.as_raw_fd());
 
-    // SAFETY: the child calls only async-signal-safe functions (setsid, fork,
-    // fcntl, execve, _exit) on memory prepared before the fork, and never
-    // returns into Rust code.
-    let middle = unsafe {
-        let middle = libc::fork();
-        if middle == 0 {
-            libc::setsid();
-            let grandchild = libc::fork();
-            if grandchild == 0 {
-                // Keep the ready pipe (and the entry) open across exec; the
-                // supervisor marks them close-on-exec again.
-                libc::fcntl(write_fd, libc::F_SETFD, 0);
-                if entry_raw >= 0 {
-                    libc::fcntl(entry_raw, libc::F_SETFD, 0);
-                }
-                libc::execve(exe_c.as_ptr(), argv.as_ptr().cast(), envp.as_ptr().cast());
-                libc::_exit(127);
-            }
-            libc::_exit(if grandchild < 0 { 1 } else { 0 });
-        }
-        middle
-    };
+    let middle = detach(&exe_c, &argv, &envp, [write_fd, entry_raw]);
     if middle < 0 {
         return Err(Error::io(
             "fork for",
@@ -164,6 +143,101 @@ pub fn spawn_supervisor(
             ws.log_path(name).display()
         ))
     })
+}
+
+/// What the two processes between `start` and the supervisor need, all
+/// prepared before the first clone.
+struct Detach {
+    exe: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    /// The ready pipe and the entry's memfd (-1: none), kept open across exec.
+    keep: [i32; 2],
+    grandchild_stack: *mut libc::c_void,
+    /// The caller's signal mask, which the supervisor starts with.
+    mask: libc::sigset_t,
+}
+
+/// Room for the stack of each of the two: they call a handful of libc
+/// functions and nothing else.
+const DETACH_STACK: usize = 64 * 1024;
+
+fn stack_top(stack: &mut [u8]) -> *mut libc::c_void {
+    let end = stack.as_mut_ptr_range().end as usize;
+    (end & !15) as *mut libc::c_void
+}
+
+/// The double fork, without copying the caller's memory twice: the middle
+/// process and the supervisor-to-be share it (CLONE_VM) while the caller
+/// waits for each to exec or exit (CLONE_VFORK), as posix_spawn does. The
+/// middle makes a new session and exits; its child, not a session leader,
+/// execs the supervisor. Signals stay blocked in between, so no handler of
+/// the caller's runs on shared memory. Returns the middle's pid, or -1.
+fn detach(
+    exe: &CString,
+    argv: &[*mut libc::c_char],
+    envp: &[*mut libc::c_char],
+    keep: [i32; 2],
+) -> libc::pid_t {
+    extern "C" fn middle(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` is the caller's `Detach`, alive while the caller
+        // waits (CLONE_VFORK); only async-signal-safe calls follow.
+        unsafe {
+            let plan = &*(arg as *const Detach);
+            libc::setsid();
+            let pid = libc::clone(
+                supervisor,
+                plan.grandchild_stack,
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                arg,
+            );
+            libc::_exit(if pid < 0 { 1 } else { 0 })
+        }
+    }
+    extern "C" fn supervisor(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: as in `middle`; execve replaces the shared memory with
+        // the supervisor's own, or _exit ends this process.
+        unsafe {
+            let plan = &*(arg as *const Detach);
+            for fd in plan.keep {
+                if fd >= 0 {
+                    libc::fcntl(fd, libc::F_SETFD, 0);
+                }
+            }
+            libc::sigprocmask(libc::SIG_SETMASK, &plan.mask, std::ptr::null_mut());
+            libc::execve(plan.exe, plan.argv, plan.envp);
+            libc::_exit(127)
+        }
+    }
+    let mut stacks = vec![0u8; 2 * DETACH_STACK];
+    let (middle_stack, grandchild_stack) = stacks.split_at_mut(DETACH_STACK);
+    // SAFETY: the plan, the strings argv and envp point to (null-terminated
+    // by the caller) and both stacks outlive the two processes' use of them:
+    // the caller is suspended until the middle has exited, and the middle
+    // until the supervisor has exec'd. Signals are blocked across (a set of
+    // zeroes is a valid set for sigfillset to fill), and the caller's mask
+    // is restored after.
+    unsafe {
+        let mut plan = Detach {
+            exe: exe.as_ptr(),
+            argv: argv.as_ptr().cast(),
+            envp: envp.as_ptr().cast(),
+            keep,
+            grandchild_stack: stack_top(grandchild_stack),
+            mask: std::mem::zeroed(),
+        };
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut plan.mask);
+        let pid = libc::clone(
+            middle,
+            stack_top(middle_stack),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            &mut plan as *mut Detach as *mut libc::c_void,
+        );
+        libc::pthread_sigmask(libc::SIG_SETMASK, &plan.mask, std::ptr::null_mut());
+        pid
+    }
 }
 
 /// The supervisor's environment: the caller's, which it keeps for the
