@@ -223,9 +223,21 @@ pub fn after(now: Instant, d: Duration) -> Instant {
 /// query; a short read of a regular file means its end): `status` reads one
 /// state file per process.
 pub fn read_all(f: File) -> io::Result<Vec<u8>> {
+    read_all_expecting(f, 8192)
+}
+
+/// `read_all` of a file expected to hold about `size` bytes (its length
+/// when it was opened): one buffer of the right size, where doubling from
+/// 8 KiB touched twice the memory of a large registry and copied it five times.
+pub fn read_all_expecting(f: File, size: u64) -> io::Result<Vec<u8>> {
     // Into the vector's spare capacity: never zeroed first (zeroing 8 KiB
-    // for each of a hundred state files was a sixth of `status`).
-    let mut buf = Vec::with_capacity(8192);
+    // for each of a hundred state files was a sixth of `status`). One byte
+    // more than expected, so that a file of exactly that size ends in one read.
+    let first = usize::try_from(size)
+        .unwrap_or(usize::MAX)
+        .clamp(8191, 1 << 26)
+        + 1;
+    let mut buf = Vec::with_capacity(first);
     loop {
         if buf.len() == buf.capacity() {
             buf.reserve(buf.len());
@@ -281,6 +293,19 @@ mod tests {
             let got = read_all(File::open(&p).unwrap()).unwrap();
             assert_eq!(got.len(), len);
             assert!(got == data, "content differs at length {len}");
+            // Expecting the size, less, more, or far too much (a file that
+            // changed since its length was taken): the whole file all the same.
+            let lens = [
+                len as u64,
+                (len as u64).saturating_sub(1),
+                len as u64 + 1,
+                0,
+                u64::MAX,
+            ];
+            for expected in lens {
+                let got = read_all_expecting(File::open(&p).unwrap(), expected).unwrap();
+                assert!(got == data, "length {len} expecting {expected}");
+            }
         }
     }
 

@@ -162,9 +162,9 @@ struct Detach {
 /// functions and nothing else.
 const DETACH_STACK: usize = 64 * 1024;
 
-fn stack_top(stack: &mut [u8]) -> *mut libc::c_void {
-    let end = stack.as_mut_ptr_range().end as usize;
-    (end & !15) as *mut libc::c_void
+/// The top of a stack that ends `len` bytes above `base`, 16-byte aligned.
+fn stack_top(base: usize, len: usize) -> *mut libc::c_void {
+    ((base + len) & !15) as *mut libc::c_void
 }
 
 /// The double fork, without copying the caller's memory twice: the middle
@@ -209,8 +209,14 @@ fn detach(
             libc::_exit(127)
         }
     }
-    let mut stacks = vec![0u8; 2 * DETACH_STACK];
-    let (middle_stack, grandchild_stack) = stacks.split_at_mut(DETACH_STACK);
+    // Never read from here: each process only writes its own stack, so the
+    // memory is left as it comes (zeroing it cost more than the clones).
+    let mut stacks: Vec<u8> = Vec::with_capacity(2 * DETACH_STACK);
+    let base = stacks.as_mut_ptr() as usize;
+    let (middle_top, grandchild_top) = (
+        stack_top(base, DETACH_STACK),
+        stack_top(base, 2 * DETACH_STACK),
+    );
     // SAFETY: the plan, the strings argv and envp point to (null-terminated
     // by the caller) and both stacks outlive the two processes' use of them:
     // the caller is suspended until the middle has exited, and the middle
@@ -223,7 +229,7 @@ fn detach(
             argv: argv.as_ptr().cast(),
             envp: envp.as_ptr().cast(),
             keep,
-            grandchild_stack: stack_top(grandchild_stack),
+            grandchild_stack: grandchild_top,
             mask: std::mem::zeroed(),
         };
         let mut all: libc::sigset_t = std::mem::zeroed();
@@ -231,7 +237,7 @@ fn detach(
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut plan.mask);
         let pid = libc::clone(
             middle,
-            stack_top(middle_stack),
+            middle_top,
             libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
             &mut plan as *mut Detach as *mut libc::c_void,
         );
