@@ -8,7 +8,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::error::EXIT_OK;
+use crate::error::{EXIT_FAILURE, EXIT_OK};
 
 pub struct Output {
     pub code: i32,
@@ -26,12 +26,23 @@ pub struct Output {
 
 impl Output {
     pub fn new(human: Vec<String>, json: impl Serialize) -> Output {
+        // Cannot fail on our outcomes, whose paths are text; if it ever
+        // did, a program reading the JSON is told so, never handed nothing.
+        let (code, json) = match serde_json::to_string_pretty(&json) {
+            Ok(doc) => (EXIT_OK, doc),
+            Err(e) => {
+                let message = format!("cannot write the answer as JSON: {e}");
+                let doc =
+                    serde_json::json!({ "error": { "code": EXIT_FAILURE, "message": message } });
+                (EXIT_FAILURE, doc.to_string())
+            }
+        };
         Output {
-            code: EXIT_OK,
+            code,
             human,
             stderr: Vec::new(),
             raw: None,
-            json: serde_json::to_string_pretty(&json).unwrap_or_default(),
+            json,
             as_json: false,
         }
     }

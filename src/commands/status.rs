@@ -25,7 +25,8 @@ pub struct Row<'a> {
     auto_restart: bool,
     duration_min: f64,
     command: &'a str,
-    log: std::path::PathBuf,
+    /// As text (a path that is not UTF-8 has no JSON form).
+    log: String,
     cwd: Option<&'a str>,
     supervisor_pid: Option<i32>,
     quick_crashes: u32,
@@ -91,7 +92,7 @@ pub fn row<'a>(
         auto_restart: entry.auto_restart,
         duration_min: entry.duration_min,
         command: &entry.command,
-        log: ws.log_path(name),
+        log: ws.log_path(name).to_string_lossy().into_owned(),
         cwd: entry.cwd.as_deref(),
         supervisor_pid: st
             .and_then(|s| s.supervisor_pid)
