@@ -239,7 +239,16 @@ pub fn parse_size(text: &str) -> Option<u64> {
 }
 
 /// Entry point of the hidden `probe` subcommand; its exit code is the answer.
-pub fn main(args: &[String]) -> i32 {
+pub fn main(args: &[std::ffi::OsString]) -> i32 {
+    // The supervisor passes text; anything else is a usage error.
+    let Some(args) = args
+        .iter()
+        .map(|a| a.to_str().map(str::to_string))
+        .collect::<Option<Vec<String>>>()
+    else {
+        eprintln!("probe: an argument is not UTF-8");
+        return 2;
+    };
     let mut it = args.iter();
     let (Some(kind), Some(target)) = (it.next(), it.next()) else {
         eprintln!(

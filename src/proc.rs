@@ -509,7 +509,52 @@ pub fn reap(which: Option<i32>) -> Option<Reaped> {
     })
 }
 
-/// Restores the default action of SIGPIPE (the Rust runtime ignores it).
+/// Ignores SIGPIPE, as Rust's start-up did: a supervisor or probe writing
+/// to a pipe whose reader has gone gets EPIPE, and goes on.
+pub fn ignore_sigpipe() {
+    // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// Opens /dev/null on whichever of descriptors 0, 1 and 2 is closed, so
+/// that no file this process opens later becomes its stdin, stdout or
+/// stderr by accident (a log written to by `println!`, a lock read as
+/// input). Rust's start-up did this; the binary now starts without it.
+pub fn reopen_closed_stdio() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: poll reads and writes the three pollfd structs it is given
+    // and touches no descriptor; open and fcntl take a constant path or a
+    // descriptor number.
+    unsafe {
+        let polled = loop {
+            let r = libc::poll(fds.as_mut_ptr(), 3, 0);
+            if r != -1 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+            {
+                break r != -1;
+            }
+        };
+        for p in fds {
+            let closed = if polled {
+                p.revents & libc::POLLNVAL != 0
+            } else {
+                libc::fcntl(p.fd, libc::F_GETFD) == -1
+            };
+            // The lowest free number: the one that is closed.
+            if closed && libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) == -1 {
+                libc::abort();
+            }
+        }
+    }
+}
+
+/// Restores the default action of SIGPIPE (a caller may have left it
+/// ignored, and an ignored signal stays ignored across exec).
 pub fn default_sigpipe() {
     // SAFETY: setting a signal disposition to its default has no preconditions.
     unsafe {

@@ -718,3 +718,93 @@ fn odd_registries_are_located_errors() {
     let out = env.run(&["register", "healthcheck", "sleep 1"]);
     assert_eq!(code(&out), 2, "the healthcheck's log name is reserved");
 }
+
+#[test]
+fn an_argument_that_is_not_utf8_is_a_usage_error() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    let bad = OsStr::from_bytes(b"web\xff");
+    let cases: [&[&OsStr]; 3] = [
+        &[bad],
+        &[OsStr::new("status"), bad],
+        &[OsStr::new("--json"), OsStr::new("start"), bad],
+    ];
+    for args in cases {
+        let mut c = env.cmd(&[]);
+        c.args(args);
+        let out = run_with_deadline(c, Duration::from_secs(30));
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        let said = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(!said.contains("panicked"), "{args:?}: {said}");
+        // As a subcommand it is an unknown one; as an argument, not text.
+        if args.len() > 1 {
+            assert!(said.contains("UTF-8"), "{args:?}: {said}");
+        }
+    }
+}
+
+/// A workspace's path is passed to the supervisor byte for byte.
+#[test]
+fn a_workspace_whose_path_is_not_utf8_is_supervised() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    let ws = env.ws.join(std::ffi::OsStr::from_bytes(b"w\xff"));
+    fs::create_dir(&ws).unwrap();
+    fs::set_permissions(&ws, fs::Permissions::from_mode(0o700)).unwrap();
+    let run = |args: &[&str]| {
+        let mut c = env.cmd(args);
+        c.env("PROCESS_GUARDIAN_WORKSPACE", &ws);
+        run_with_deadline(c, Duration::from_secs(30))
+    };
+    let pid_of = || -> Option<i64> {
+        let out = run(&["status", "u", "--json"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let v: Vec<Value> = serde_json::from_slice(&out.stdout).expect("one JSON document");
+        v[0]["pid"].as_i64()
+    };
+    assert_eq!(code(&run(&["register", "u", "sleep 600"])), 0);
+    let out = run(&["start", "u"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let first = pid_of().expect("running");
+    // Its supervisor is there to bring it back.
+    kill(first as i32, "KILL");
+    assert!(wait_until(Duration::from_secs(5), || pid_of()
+        .is_some_and(|p| p != first)));
+    let out = run(&["stop", "u"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(fs::metadata(ws.join(".process-guardian/logs/u.log")).is_ok());
+}
+
+/// Started with descriptors 0, 1 and 2 closed (from some daemons, or
+/// `>&-`), it opens /dev/null on them first, so that no file it opens later
+/// becomes its stdout (a lock file, a temp registry) and takes its output.
+#[test]
+fn closed_stdio_is_opened_on_dev_null() {
+    let env = Env::new();
+    env.ok(&["register", "c", "sleep 600"]);
+    let mut sh = std::process::Command::new("sh");
+    sh.arg("-c")
+        .arg(r#"exec "$0" wait c --for running --timeout 20 <&- >&- 2>&-"#)
+        .arg(BIN)
+        .env("PROCESS_GUARDIAN_WORKSPACE", &env.ws)
+        .env("PROCESS_GUARDIAN_ALERT_DIR", &env.alerts);
+    let mut waiter = sh.spawn().unwrap();
+    let pid = waiter.id();
+    let fd = |n: u32| fs::read_link(format!("/proc/{pid}/fd/{n}")).ok();
+    let exe_is_ours = || {
+        fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p == fs::canonicalize(BIN).unwrap())
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || exe_is_ours()
+            && (0..3).all(|n| fd(n).is_some())),
+        "descriptors 0 to 2 stayed closed: {:?}",
+        (0..3).map(fd).collect::<Vec<_>>()
+    );
+    for n in 0..3 {
+        assert_eq!(fd(n).unwrap(), Path::new("/dev/null"), "descriptor {n}");
+    }
+    env.ok(&["start", "c"]);
+    assert!(wait_child(&mut waiter, Duration::from_secs(20)).success());
+    env.ok(&["stop", "c"]);
+}

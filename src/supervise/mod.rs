@@ -26,6 +26,7 @@ mod tree;
 mod warden;
 mod watch;
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
@@ -59,19 +60,22 @@ pub(crate) struct Args {
     own_tunables: bool,
 }
 
-fn parse_args(args: &[String]) -> Option<Args> {
+fn parse_args(args: &[OsString]) -> Option<Args> {
     let mut it = args.iter();
-    let name = it.next()?.clone();
+    // A name is checked to be one of ours (ASCII) before it is used.
+    let name = it.next()?.to_str()?.to_string();
     let mut workspace = None;
     let mut ready_fd = None;
     let mut entry_fd = None;
     let mut mode = Mode::Fresh;
     let mut own_tunables = false;
+    let number = |v: Option<&OsString>| -> Option<i32> { v?.to_str()?.parse().ok() };
     while let Some(a) = it.next() {
-        match a.as_str() {
+        match a.to_str()? {
+            // The path's bytes as they are: it need not be UTF-8.
             "--workspace" => workspace = Some(PathBuf::from(it.next()?)),
-            "--ready-fd" => ready_fd = Some(it.next()?.parse().ok()?),
-            "--entry-fd" => entry_fd = Some(it.next()?.parse().ok()?),
+            "--ready-fd" => ready_fd = Some(number(it.next())?),
+            "--entry-fd" => entry_fd = Some(number(it.next())?),
             "--fresh" => mode = Mode::Fresh,
             "--retry" => mode = Mode::Retry,
             "--revive" => mode = Mode::Revive,
@@ -91,7 +95,7 @@ fn parse_args(args: &[String]) -> Option<Args> {
 }
 
 /// Entry point of `process-guardian supervise <name> --workspace DIR [--ready-fd N] [--entry-fd N] [--fresh|--retry|--revive|--adopt] [--own-tunables]`.
-pub fn main(args: &[String]) -> i32 {
+pub fn main(args: &[OsString]) -> i32 {
     let Some(args) = parse_args(args) else {
         let _ = std::io::Write::write_all(
             &mut std::io::stderr(),
