@@ -509,6 +509,28 @@ pub fn reap(which: Option<i32>) -> Option<Reaped> {
     })
 }
 
+/// Waits, at most `limit`, until `pid` has finished loading the program it
+/// exec'd: until its command line is in place. posix_spawn returns once
+/// the exec can no longer fail back to the caller, which is a moment
+/// before the kernel has mapped the new program and set out its arguments;
+/// a `ps` in that moment shows the process with no command line. A process
+/// that is gone, or a zombie, ends the wait.
+pub fn wait_exec_loaded(pid: i32, limit: Duration) {
+    let path = format!("/proc/{pid}/cmdline");
+    let deadline = crate::fsutil::after(Instant::now(), limit);
+    let mut byte = [0u8; 1];
+    loop {
+        match File::open(&path).and_then(|mut f| std::io::Read::read(&mut f, &mut byte)) {
+            Ok(0) => {}
+            Ok(_) | Err(_) => return,
+        }
+        if stat(pid).is_none_or(|s| s.is_dead()) || Instant::now() >= deadline {
+            return;
+        }
+        std::thread::yield_now();
+    }
+}
+
 /// Ignores SIGPIPE, as Rust's start-up did: a supervisor or probe writing
 /// to a pipe whose reader has gone gets EPIPE, and goes on.
 pub fn ignore_sigpipe() {

@@ -151,7 +151,9 @@ fn stop_kills_orphans_that_left_the_group() {
 fn start_returns_once_the_command_has_execd() {
     let env = Env::new();
     env.ok(&["register", "x", "sleep 1000"]);
-    for _ in 0..10 {
+    // Thirty rounds: the moment between an exec that can no longer fail and
+    // the new program's command line being in place is short.
+    for _ in 0..30 {
         env.ok(&["start", "x"]);
         // Read at once: the pid is already the program, not a copy of us.
         let pid = env.state_file("x")["pid"].as_i64().unwrap() as i32;

@@ -24,6 +24,10 @@ use crate::registry::{Entry, Registry};
 use crate::state::{Desired, Phase, RunState};
 use crate::workspace::Workspace;
 
+/// The longest a start waits for the kernel to finish loading the
+/// command's program after its exec can no longer fail back to us.
+const EXEC_LOAD_LIMIT: Duration = Duration::from_millis(100);
+
 /// The signals the supervisor reads from its signalfd.
 const SIGNALS: [Signal; 5] = [
     Signal::CHILD,
@@ -199,6 +203,9 @@ impl Supervisor {
                 );
                 self.lifecycle(&format!("started pid {pid}"));
                 self.save();
+                // `start` answers with the program running, not in the
+                // middle of its exec (its command line still empty).
+                proc::wait_exec_loaded(pid, EXEC_LOAD_LIMIT);
                 super::report(ready, &Ready::Started(pid));
                 if let Some(old) = lost {
                     let msg = format!(
