@@ -383,29 +383,31 @@ pub struct Spawner {
 
 impl Spawner {
     /// Resolves the program on the command's PATH now, so a restart does not search it again.
-    pub fn new(
-        argv: &[String],
+    /// The arguments go to exec byte for byte (a path need not be UTF-8).
+    pub fn new<A: AsRef<std::ffi::OsStr>>(
+        argv: &[A],
         env: &[(String, String)],
         cwd: &std::path::Path,
     ) -> std::result::Result<Spawner, SpawnError> {
         if !cwd.is_dir() {
             return Err(SpawnError::CwdMissing(cwd.to_path_buf()));
         }
-        let program = argv.first().cloned().unwrap_or_default();
+        let argv0 = argv.first().map_or(std::ffi::OsStr::new(""), AsRef::as_ref);
+        let program = argv0.to_string_lossy().into_owned();
         let path_var = env
             .iter()
             .rev()
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| v.clone())
             .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".to_string());
-        let path = resolve_program(&program, &path_var, cwd)
+        let path = resolve_program(argv0, &path_var, cwd)
             .ok_or_else(|| SpawnError::ProgramNotFound(program.clone()))?;
         let c = |s: &[u8], what: &str| CString::new(s).map_err(|_| SpawnError::Nul(what.into()));
         Ok(Spawner {
             path: c(path.as_os_str().as_bytes(), "the program's path")?,
             argv: argv
                 .iter()
-                .map(|a| c(a.as_bytes(), "an argument"))
+                .map(|a| c(a.as_ref().as_bytes(), "an argument"))
                 .collect::<std::result::Result<_, _>>()?,
             envp: env
                 .iter()
@@ -563,15 +565,16 @@ impl Drop for SpawnPlan {
 /// `program` as an executable path: itself if it holds a `/` (relative to
 /// `cwd`), else the first match on `path_var`.
 pub(crate) fn resolve_program(
-    program: &str,
+    program: impl AsRef<std::ffi::OsStr>,
     path_var: &str,
     cwd: &std::path::Path,
 ) -> Option<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt;
+    let program = program.as_ref();
     if program.is_empty() {
         return None;
     }
-    if program.contains('/') {
+    if program.as_bytes().contains(&b'/') {
         let p = cwd.join(program);
         return p.exists().then_some(p);
     }
@@ -658,6 +661,6 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("err"), "{out}");
-        assert!(Spawner::new(&["no-such-program-here".into()], &env, dir.path()).is_err());
+        assert!(Spawner::new(&["no-such-program-here"], &env, dir.path()).is_err());
     }
 }

@@ -240,43 +240,44 @@ pub fn parse_size(text: &str) -> Option<u64> {
 
 /// Entry point of the hidden `probe` subcommand; its exit code is the answer.
 pub fn main(args: &[std::ffi::OsString]) -> i32 {
-    // The supervisor passes text; anything else is a usage error.
-    let Some(args) = args
-        .iter()
-        .map(|a| a.to_str().map(str::to_string))
-        .collect::<Option<Vec<String>>>()
-    else {
-        eprintln!("probe: an argument is not UTF-8");
-        return 2;
-    };
-    let mut it = args.iter();
-    let (Some(kind), Some(target)) = (it.next(), it.next()) else {
+    use std::path::PathBuf;
+    let usage = || {
         eprintln!(
             "usage: probe http|tcp|cmd|log TARGET [--timeout S] [--cwd DIR] [--file F --from N]"
         );
-        return 2;
+        2
+    };
+    let mut it = args.iter();
+    // The kind, the target and the numbers are text; the paths are bytes.
+    let (Some(kind), Some(target)) = (
+        it.next().and_then(|a| a.to_str()),
+        it.next().and_then(|a| a.to_str()),
+    ) else {
+        return usage();
     };
     let mut timeout = ATTEMPT_TIMEOUT;
-    let mut cwd = None;
-    let mut file = None;
+    let mut cwd: Option<PathBuf> = None;
+    let mut file: Option<PathBuf> = None;
     let mut from = 0u64;
     while let Some(a) = it.next() {
-        let v = it.next();
-        match (a.as_str(), v) {
-            ("--timeout", Some(v)) => {
+        let Some(v) = it.next() else {
+            return usage();
+        };
+        match a.to_str() {
+            Some("--timeout") => {
                 timeout = v
-                    .parse()
-                    .ok()
+                    .to_str()
+                    .and_then(|v| v.parse().ok())
                     .and_then(crate::fsutil::secs)
                     .unwrap_or(ATTEMPT_TIMEOUT)
             }
-            ("--cwd", Some(v)) => cwd = Some(v.clone()),
-            ("--file", Some(v)) => file = Some(v.clone()),
-            ("--from", Some(v)) => from = v.parse().unwrap_or(0),
-            _ => return 2,
+            Some("--cwd") => cwd = Some(PathBuf::from(v)),
+            Some("--file") => file = Some(PathBuf::from(v)),
+            Some("--from") => from = v.to_str().and_then(|v| v.parse().ok()).unwrap_or(0),
+            _ => return usage(),
         }
     }
-    let result = match kind.as_str() {
+    let result = match kind {
         "tcp" => tcp(target, timeout),
         "http" => http(target, timeout),
         "cmd" => cmd(target, cwd.as_deref(), timeout),
@@ -352,7 +353,7 @@ fn http(url: &str, timeout: Duration) -> Result<(), String> {
     }
 }
 
-fn cmd(command: &str, cwd: Option<&str>, timeout: Duration) -> Result<(), String> {
+fn cmd(command: &str, cwd: Option<&std::path::Path>, timeout: Duration) -> Result<(), String> {
     let mut c = std::process::Command::new("/bin/sh");
     c.args(["-c", command])
         .stdin(std::process::Stdio::null())
@@ -378,12 +379,12 @@ fn cmd(command: &str, cwd: Option<&str>, timeout: Duration) -> Result<(), String
     }
 }
 
-fn log(pattern: &str, file: Option<&str>, from: u64) -> Result<(), String> {
+fn log(pattern: &str, file: Option<&std::path::Path>, from: u64) -> Result<(), String> {
     use std::io::{BufRead, Seek, SeekFrom};
     let re = regex_lite::Regex::new(pattern).map_err(|e| e.to_string())?;
     let path = file.ok_or("no log file given")?;
-    let mut f = crate::fsutil::open_own_read(std::path::Path::new(path))
-        .map_err(|e| format!("{path}: {e}"))?;
+    let mut f =
+        crate::fsutil::open_own_read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     // A rotation since the start: read the file from its beginning.
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let at = if from > len { 0 } else { from };

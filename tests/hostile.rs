@@ -771,8 +771,43 @@ fn a_workspace_whose_path_is_not_utf8_is_supervised() {
     kill(first as i32, "KILL");
     assert!(wait_until(Duration::from_secs(5), || pid_of()
         .is_some_and(|p| p != first)));
-    let out = run(&["stop", "u"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // A readiness probe reads the log by its path, byte for byte.
+    let out = run(&[
+        "run",
+        "w",
+        "--ready-log",
+        "^ready$",
+        "--wait-ready",
+        "20",
+        "--",
+        "sh",
+        "-c",
+        "echo ready; exec sleep 600",
+    ]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    // The warden in w's supervisor repairs u's by the workspace's path.
+    let sup_of = || -> Option<i64> {
+        let out = run(&["status", "u", "--json"]);
+        let v: Vec<Value> = serde_json::from_slice(&out.stdout).ok()?;
+        v[0]["supervisor_pid"].as_i64()
+    };
+    let old_sup = sup_of().expect("supervised");
+    let pid = pid_of().expect("running");
+    kill(old_sup as i32, "KILL");
+    assert!(
+        wait_until(Duration::from_secs(20), || sup_of()
+            .is_some_and(|s| s != old_sup && alive(s as i32))),
+        "no new supervisor for u"
+    );
+    assert_eq!(
+        pid_of(),
+        Some(pid),
+        "the command was adopted, not restarted"
+    );
+    for name in ["u", "w"] {
+        let out = run(&["stop", name]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
     assert!(fs::metadata(ws.join(".process-guardian/logs/u.log")).is_ok());
 }
 

@@ -21,18 +21,20 @@ fn probe_spawner(
     target: &str,
     timeout: Duration,
     cwd: &std::path::Path,
-    extra: &[String],
+    extra: &[std::ffi::OsString],
 ) -> std::io::Result<crate::launch::Spawner> {
+    use std::ffi::OsString;
     let exe = std::env::current_exe()?;
-    let mut argv = vec![
-        exe.display().to_string(),
+    // Paths byte for byte: a workspace's (and so a log's) need not be UTF-8.
+    let mut argv: Vec<OsString> = vec![
+        exe.into_os_string(),
         "probe".into(),
         kind.into(),
         target.into(),
         "--timeout".into(),
-        timeout.as_secs_f64().to_string(),
+        timeout.as_secs_f64().to_string().into(),
         "--cwd".into(),
-        cwd.display().to_string(),
+        cwd.as_os_str().to_owned(),
     ];
     argv.extend_from_slice(extra);
     let env: Vec<(String, String)> = if kind == "cmd" {
@@ -177,12 +179,12 @@ impl Readiness {
 
     fn prepare(&self, kind: &str, target: &str) -> std::io::Result<crate::launch::Spawner> {
         let log_args = [
-            "--file".to_string(),
-            self.log.display().to_string(),
-            "--from".to_string(),
-            self.log_from.to_string(),
+            "--file".into(),
+            self.log.as_os_str().to_owned(),
+            "--from".into(),
+            self.log_from.to_string().into(),
         ];
-        let extra: &[String] = if kind == "log" { &log_args } else { &[] };
+        let extra: &[std::ffi::OsString] = if kind == "log" { &log_args } else { &[] };
         probe_spawner(
             kind,
             target,

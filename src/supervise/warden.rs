@@ -137,13 +137,14 @@ fn needs_repair(ws: &Workspace, name: &str) -> bool {
 /// output appended to `logs/healthcheck.log`.
 fn spawn_repair(ws: &Workspace, name: &str) -> std::io::Result<i32> {
     let exe = std::env::current_exe()?;
-    let argv = vec![
-        exe.display().to_string(),
-        "--workspace".to_string(),
-        ws.root().display().to_string(),
-        "healthcheck".to_string(),
-        "--only".to_string(),
-        name.to_string(),
+    // Paths byte for byte: a workspace's need not be UTF-8.
+    let argv: Vec<&std::ffi::OsStr> = vec![
+        exe.as_os_str(),
+        "--workspace".as_ref(),
+        ws.root().as_os_str(),
+        "healthcheck".as_ref(),
+        "--only".as_ref(),
+        name.as_ref(),
     ];
     // The alert directory as this supervisor resolved it: the repair runs
     // from `/`, where a relative one would mean something else.
