@@ -134,9 +134,10 @@ pub fn euid() -> u32 {
 }
 
 /// Checks an opened file: a regular file, owned by us, writable by nobody
-/// else. (A plain fstat: std's metadata asks statx for every field, which
-/// costs several times more, on a path `status` takes once per process.)
-pub fn check_own_file(file: &File, path: &Path) -> io::Result<()> {
+/// else; its length, from the same look. (A plain fstat: std's metadata
+/// asks statx for every field, which costs several times more, on a path
+/// `status` takes once per process.)
+pub fn check_own_file(file: &File, path: &Path) -> io::Result<u64> {
     let st = rustix::fs::fstat(file)?;
     let mode = st.st_mode;
     if mode & libc::S_IFMT != libc::S_IFREG {
@@ -154,13 +155,18 @@ pub fn check_own_file(file: &File, path: &Path) -> io::Result<()> {
             format!("is writable by others (mode {:o})", mode & 0o7777),
         ));
     }
-    Ok(())
+    Ok(u64::try_from(st.st_size).unwrap_or(0))
 }
 
 /// Opens a file of ours with `opts`, never following a symlink at its name
 /// (a planted link fails with ELOOP), creating it 0600, and refuses one that
 /// is not a regular file of ours.
 pub fn open_own(path: &Path, opts: &mut OpenOptions) -> io::Result<File> {
+    open_own_sized(path, opts).map(|(file, _)| file)
+}
+
+/// `open_own`, and the file's length from the same check.
+fn open_own_sized(path: &Path, opts: &mut OpenOptions) -> io::Result<(File, u64)> {
     let file = opts
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
@@ -172,13 +178,20 @@ pub fn open_own(path: &Path, opts: &mut OpenOptions) -> io::Result<File> {
                 e
             }
         })?;
-    check_own_file(&file, path)?;
-    Ok(file)
+    let size = check_own_file(&file, path)?;
+    Ok((file, size))
 }
 
 /// Opens a file of ours for reading (see `open_own`).
 pub fn open_own_read(path: &Path) -> io::Result<File> {
     open_own(path, OpenOptions::new().read(true))
+}
+
+/// The whole content of a file of ours (as `open_own_read`), read into
+/// one buffer of the length its ownership check saw.
+pub fn read_own(path: &Path) -> io::Result<Vec<u8>> {
+    let (file, size) = open_own_sized(path, OpenOptions::new().read(true))?;
+    read_all_expecting(file, size)
 }
 
 /// Opens (creating) a file of ours for appending (see `open_own`).

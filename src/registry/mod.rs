@@ -348,9 +348,7 @@ fn field_error(v: &Value) -> Option<String> {
 
 /// Reads the registry file: never through a symlink, never one another user owns.
 fn read_registry(path: &Path) -> io::Result<Vec<u8>> {
-    let f = fsutil::open_own_read(path)?;
-    let size = f.metadata()?.len();
-    fsutil::read_all_expecting(f, size)
+    fsutil::read_own(path)
 }
 
 fn invalid_entry(path: &Path, name: &str, e: &dyn std::fmt::Display) -> Error {

@@ -345,7 +345,7 @@ fn command_cwd(ws: &Workspace, entry: &Entry) -> PathBuf {
 fn command_env(ws: &Workspace, name: &str, mode: Mode) -> BTreeMap<String, String> {
     let path = ws.run_file(name, ".env");
     if mode != Mode::Fresh
-        && let Ok(bytes) = fsutil::open_own_read(&path).and_then(fsutil::read_all)
+        && let Ok(bytes) = fsutil::read_own(&path)
         && let Ok(saved) = serde_json::from_slice(&bytes)
     {
         return saved;
