@@ -88,7 +88,7 @@ pub fn run(ws: &Workspace, as_json: bool, only: Option<&str>) -> Result<Output> 
         }
     }
     for name in &to_drop {
-        if Registry::update(ws, |reg| Ok(reg.remove(name)))? {
+        if Registry::update(ws, |reg| reg.remove(name))? {
             let _ = fs::remove_file(ws.run_file(name, ".json"));
             let detail = format!(
                 "exited over a day ago without auto_restart; removed from the registry (log kept at {})",

@@ -84,7 +84,7 @@ pub(super) fn corrupt_at(path: &Path, text: &str, at: usize, e: &serde_json::Err
 
 /// The byte offset of the closing quote of the first key repeated in its
 /// object, and the key; `None` when every object's keys are distinct.
-fn first_duplicate_key(text: &str) -> Option<(usize, String)> {
+pub(super) fn first_duplicate_key(text: &str) -> Option<(usize, String)> {
     use std::borrow::Cow;
     use std::collections::HashSet;
     /// An open object: where its keys start in `keys`, whether a key comes

@@ -9,8 +9,10 @@
 
 mod entry;
 mod json;
+mod scan;
 
 use std::io;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -23,11 +25,26 @@ use json::{OneEntry, check_no_duplicate_keys, checked_text, corrupt};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Durability};
 use crate::workspace::Workspace;
-/// The registry as loaded: the raw map (so unknown content survives) and its path.
+/// The registry as loaded, and its path.
 #[derive(Debug, Clone)]
 pub struct Registry {
     path: PathBuf,
-    map: Map<String, Value>,
+    body: Body,
+}
+
+#[derive(Debug, Clone)]
+enum Body {
+    /// As read: the text, each entry's name and value located in it (file
+    /// order), and those indices sorted by name. An entry is parsed when
+    /// asked for: a listing of a hundred parsed each value into a tree
+    /// first, a third of `status`'s instructions.
+    Text {
+        text: String,
+        entries: Vec<(Range<usize>, Range<usize>)>,
+        by_name: Vec<usize>,
+    },
+    /// As a map, for a change: unknown content survives the rewrite.
+    Map(Map<String, Value>),
 }
 
 impl Registry {
@@ -89,6 +106,21 @@ impl Registry {
         let path = ws.registry_path();
         let bytes = read_registry(&path).map_err(|e| Error::io("read", &path, e))?;
         let text = checked_text(&path, &bytes)?;
+        // The fast way: one scan, then that entry parsed; anything it
+        // leaves, or an entry that does not read, goes the way that words
+        // the error.
+        let fast = scan::scan(text, false).and_then(|entries| {
+            let (_, value) = entries
+                .into_iter()
+                .find(|(n, _)| &text[n.clone()] == name)?;
+            let raw = &text[value.clone()];
+            json::first_duplicate_key(raw).is_none().then_some(())?;
+            let entry = serde_json::from_str::<Entry>(raw).ok()?;
+            entry.validate().is_ok().then_some(entry)
+        });
+        if let Some(entry) = fast {
+            return Ok(entry);
+        }
         let mut de = serde_json::Deserializer::from_str(text);
         let found = serde::de::DeserializeSeed::deserialize(OneEntry(name), &mut de)
             .and_then(|found| de.end().map(|()| found))
@@ -119,14 +151,40 @@ impl Registry {
         if text.trim().is_empty() {
             return Ok(Registry {
                 path,
-                map: Map::new(),
+                body: Body::Map(Map::new()),
+            });
+        }
+        if let Some(entries) = scan::scan(text, true) {
+            let mut by_name: Vec<usize> = (0..entries.len()).collect();
+            by_name.sort_unstable_by_key(|&i| &text[entries[i].0.clone()]);
+            return Ok(Registry {
+                path,
+                body: Body::Text {
+                    text: text.to_string(),
+                    entries,
+                    by_name,
+                },
+            });
+        }
+        Registry::parse_map(path, text)
+    }
+
+    /// The registry parsed whole, or the error that says where it is not JSON.
+    fn parse_map(path: PathBuf, text: &str) -> Result<Registry> {
+        if text.trim().is_empty() {
+            return Ok(Registry {
+                path,
+                body: Body::Map(Map::new()),
             });
         }
         let value: Value = serde_json::from_str(text).map_err(|e| corrupt(&path, &e))?;
         // Valid JSON now: a key given twice is what is left to refuse.
         check_no_duplicate_keys(&path, text)?;
         match value {
-            Value::Object(map) => Ok(Registry { path, map }),
+            Value::Object(map) => Ok(Registry {
+                path,
+                body: Body::Map(map),
+            }),
             _ => Err(Error::RegistryCorrupt {
                 path,
                 line: 1,
@@ -141,26 +199,90 @@ impl Registry {
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.map.keys().map(String::as_str)
+        let (text, map) = match &self.body {
+            Body::Text { text, entries, .. } => (Some((text, entries)), None),
+            Body::Map(map) => (None, Some(map)),
+        };
+        let from_text = text
+            .into_iter()
+            .flat_map(|(t, entries)| entries.iter().map(move |(n, _)| &t[n.clone()]));
+        let from_map = map.into_iter().flat_map(|m| m.keys().map(String::as_str));
+        from_text.chain(from_map)
+    }
+
+    /// The text of `name`'s value, when the registry is held as text.
+    fn raw(&self, name: &str) -> Option<&str> {
+        let Body::Text {
+            text,
+            entries,
+            by_name,
+        } = &self.body
+        else {
+            return None;
+        };
+        let at = by_name
+            .binary_search_by(|&i| text[entries[i].0.clone()].cmp(name))
+            .ok()?;
+        Some(&text[entries[by_name[at]].1.clone()])
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.map.contains_key(name)
+        match &self.body {
+            Body::Text { .. } => self.raw(name).is_some(),
+            Body::Map(map) => map.contains_key(name),
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        match &self.body {
+            Body::Text { entries, .. } => entries.len(),
+            Body::Map(map) => map.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
+    }
+
+    /// The registry as a map, parsed now if it was held as text.
+    fn map_mut(&mut self) -> Result<&mut Map<String, Value>> {
+        if let Body::Text { text, .. } = &self.body {
+            let Registry { body, .. } = Registry::parse_map(self.path.clone(), text)?;
+            self.body = body;
+        }
+        match &mut self.body {
+            Body::Map(map) => Ok(map),
+            Body::Text { .. } => Err(Error::Failed(format!(
+                "{}: the registry could not be read as a map",
+                self.path.display()
+            ))),
+        }
     }
 
     /// The typed and validated entry of `name`, or `None` when it is not
     /// registered; an invalid entry is an error for that name alone.
     pub fn get(&self, name: &str) -> Result<Option<Entry>> {
-        let Some(v) = self.map.get(name) else {
-            return Ok(None);
+        let parsed;
+        let v = match &self.body {
+            Body::Text { .. } => {
+                let Some(raw) = self.raw(name) else {
+                    return Ok(None);
+                };
+                if let Ok(entry) = serde_json::from_str::<Entry>(raw) {
+                    entry
+                        .validate()
+                        .map_err(|e| invalid_entry(&self.path, name, &e))?;
+                    return Ok(Some(entry));
+                }
+                // The error is worded from the value as a tree.
+                parsed = serde_json::from_str::<Value>(raw)
+                    .map_err(|e| invalid_entry(&self.path, name, &e))?;
+                &parsed
+            }
+            Body::Map(map) => match map.get(name) {
+                Some(v) => v,
+                None => return Ok(None),
+            },
         };
         let entry = Entry::deserialize(v).map_err(|e| {
             invalid_entry(&self.path, name, &field_error(v).unwrap_or(e.to_string()))
@@ -244,7 +366,7 @@ impl Registry {
         let Ok(Value::Object(new)) = serde_json::to_value(entry) else {
             return Err(Error::Failed(format!("cannot encode entry {name:?}")));
         };
-        match self.map.get_mut(name) {
+        match self.map_mut()?.get_mut(name) {
             Some(Value::Object(old)) => {
                 for key in known_fields() {
                     if !new.contains_key(*key) {
@@ -260,20 +382,21 @@ impl Registry {
                 Ok(true)
             }
             None => {
-                self.map.insert(name.to_string(), Value::Object(new));
+                self.map_mut()?.insert(name.to_string(), Value::Object(new));
                 Ok(false)
             }
         }
     }
 
-    pub fn remove(&mut self, name: &str) -> bool {
-        self.map.shift_remove(name).is_some()
+    pub fn remove(&mut self, name: &str) -> Result<bool> {
+        Ok(self.map_mut()?.shift_remove(name).is_some())
     }
 
-    fn to_bytes(&self) -> Vec<u8> {
-        let mut bytes = serde_json::to_vec_pretty(&self.map).unwrap_or_else(|_| b"{}".to_vec());
+    fn encode(&mut self) -> Result<Vec<u8>> {
+        let mut bytes = serde_json::to_vec_pretty(self.map_mut()?)
+            .map_err(|e| Error::Failed(format!("cannot encode the registry: {e}")))?;
         bytes.push(b'\n');
-        bytes
+        Ok(bytes)
     }
 
     /// Runs `change` on the current registry while holding the registry lock,
@@ -296,9 +419,10 @@ impl Registry {
         let _lock = fsutil::lock_exclusive(&ws.registry_lock_path())?;
         let mut registry = Registry::load(ws)?;
         let out = change(&mut registry)?;
+        let bytes = registry.encode()?;
         fsutil::write_atomic_with(
             &registry.path,
-            &registry.to_bytes(),
+            &bytes,
             0o600,
             Durability::Synced,
             before_rename,
@@ -429,7 +553,7 @@ mod tests {
         let e = reg.require("my-bot").unwrap();
         reg2.insert("my-bot", &e).unwrap();
         assert_eq!(
-            String::from_utf8(reg2.to_bytes()).unwrap().trim(),
+            String::from_utf8(reg2.encode().unwrap()).unwrap().trim(),
             SEED.trim()
         );
 
@@ -440,7 +564,7 @@ mod tests {
         e.cwd = Some("/".into());
         let mut reg2 = reg.clone();
         reg2.insert("a", &e).unwrap();
-        let back: Value = serde_json::from_slice(&reg2.to_bytes()).unwrap();
+        let back: Value = serde_json::from_slice(&reg2.encode().unwrap()).unwrap();
         assert_eq!(back["a"]["owner"], "ops");
         assert_eq!(back["a"]["nested"]["k"][1], 2);
         assert_eq!(back["a"]["command"], "y");
@@ -448,7 +572,7 @@ mod tests {
         // A known field dropped from the entry is dropped from the file.
         e.cwd = None;
         reg2.insert("a", &e).unwrap();
-        let back: Value = serde_json::from_slice(&reg2.to_bytes()).unwrap();
+        let back: Value = serde_json::from_slice(&reg2.encode().unwrap()).unwrap();
         assert!(back["a"].get("cwd").is_none());
         assert_eq!(back["a"]["owner"], "ops");
     }
@@ -519,7 +643,7 @@ mod tests {
         reg.insert("f", &e).unwrap();
         let back = Registry::parse(
             "r.json".into(),
-            std::str::from_utf8(&reg.to_bytes()).unwrap(),
+            std::str::from_utf8(&reg.encode().unwrap()).unwrap(),
         )
         .unwrap();
         assert_eq!(back.require("f").unwrap().duration_min, 0.05);
@@ -672,6 +796,42 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_read_from_the_text_is_the_entry_read_from_the_tree() {
+        let text = r#"{
+  "plain": {"command": "sleep 1"},
+  "numbers": {"command": "x", "duration_min": 2.5e1, "max_restarts": 7, "restart_cooldown": 0},
+  "whole": {"command": "x", "duration_min": 5, "restart_cooldown": 30.0},
+  "floaty": {"command": "x", "max_restarts": 5.0},
+  "huge": {"command": "x", "duration_min": 1e400},
+  "wide": {"command": "x", "max_restarts": 4294967296},
+  "negative": {"command": "x", "restart_cooldown": -0},
+  "typed": {"command": "x", "cwd": 5},
+  "nulls": {"command": "x", "cwd": null, "env": null},
+  "unknown": {"command": "x", "future": {"a": [1, 2]}, "env": {"K": "v\u00e9"}},
+  "nothing": {},
+  "list": [1, 2]
+}"#;
+        let lazy = Registry::parse("r.json".into(), text).unwrap();
+        let tree = Registry::parse_map("r.json".into(), text).unwrap();
+        assert!(matches!(lazy.body, Body::Text { .. }));
+        assert!(matches!(tree.body, Body::Map(_)));
+        assert_eq!(
+            lazy.names().collect::<Vec<_>>(),
+            tree.names().collect::<Vec<_>>()
+        );
+        for name in tree.names().chain(["absent"]) {
+            let (a, b) = (lazy.get(name), tree.get(name));
+            match (&a, &b) {
+                (Ok(x), Ok(y)) => assert_eq!(x, y, "{name}"),
+                (Err(x), Err(y)) => assert_eq!(x.to_string(), y.to_string(), "{name}"),
+                _ => panic!("{name}: {a:?} against {b:?}"),
+            }
+            assert_eq!(lazy.contains(name), tree.contains(name));
+        }
+        assert_eq!(lazy.len(), 12);
+    }
+
+    #[test]
     fn an_invalid_entry_fails_alone() {
         let text = r#"{"bad": {"command": "sleep 1", "stop_timeout_s": -1}, "good": {"command": "sleep 2"}}"#;
         let reg = Registry::parse("r.json".into(), text).unwrap();
@@ -744,7 +904,7 @@ mod tests {
         let mut e = reg.require("a").unwrap();
         e.command = "y".into();
         reg2.insert("a", &e).unwrap();
-        let out = String::from_utf8(reg2.to_bytes()).unwrap();
+        let out = String::from_utf8(reg2.encode().unwrap()).unwrap();
         assert!(out.contains("123456789012345678901234567890"), "{out}");
         assert!(out.contains("0.10000000000000000000001"), "{out}");
     }
@@ -847,7 +1007,7 @@ mod properties {
             e.env = env;
             let mut reg = Registry::parse("r.json".into(), "").unwrap();
             reg.insert("p", &e).unwrap();
-            let back = Registry::parse("r.json".into(), std::str::from_utf8(&reg.to_bytes()).unwrap()).unwrap();
+            let back = Registry::parse("r.json".into(), std::str::from_utf8(&reg.encode().unwrap()).unwrap()).unwrap();
             prop_assert_eq!(back.require("p").unwrap(), e);
         }
 
