@@ -140,7 +140,10 @@ impl RunState {
             .open_run_file(name, ".json", check_owner)
             .and_then(fsutil::read_all)
         {
-            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            // Checked as UTF-8 once, not string by string.
+            Ok(bytes) => Ok(std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|text| serde_json::from_str(text).ok())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             // The path is only spelled out for the message: a listing reads
             // one state file per process.

@@ -129,6 +129,7 @@ pub fn run(ws: &Workspace, as_json: bool, only: Option<&str>) -> Result<Output> 
     }
     let names: Vec<String> = registry.names().map(str::to_string).collect();
     let rows = super::status::observe_all(ws, &registry, &names)?;
+    let logs = super::status::logs_prefix(ws);
     let report = Report {
         healthy: !unhealthy,
         checked: registry.len(),
@@ -137,7 +138,7 @@ pub fn run(ws: &Workspace, as_json: bool, only: Option<&str>) -> Result<Output> 
         removed_state: &removed,
         processes: rows
             .iter()
-            .map(|(n, e, s)| super::status::row(ws, n, e, s, None))
+            .map(|(n, e, s)| super::status::row(&logs, n, e, s, None))
             .collect(),
     };
     Ok(Output::new(human, &report).with_code(code))
