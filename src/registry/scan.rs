@@ -61,7 +61,14 @@ pub(super) fn scan(text: &str, nested: bool) -> Option<Vec<(Range<usize>, Range<
         }
     }
     s.ws();
-    (s.i == s.b.len()).then_some(entries)
+    // Every range starts and ends at an ASCII byte the scan matched, so on
+    // a character boundary; checked all the same, since the caller slices.
+    let whole = entries.iter().all(|(n, v)| {
+        [n.start, n.end, v.start, v.end]
+            .iter()
+            .all(|&at| text.is_char_boundary(at))
+    });
+    (s.i == s.b.len() && whole).then_some(entries)
 }
 
 struct Scanner<'t> {
