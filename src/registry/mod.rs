@@ -148,12 +148,6 @@ impl Registry {
     }
 
     fn parse(path: PathBuf, text: &str) -> Result<Registry> {
-        if text.trim().is_empty() {
-            return Ok(Registry {
-                path,
-                body: Body::Map(Map::new()),
-            });
-        }
         if let Some(entries) = scan::scan(text, true) {
             let mut by_name: Vec<usize> = (0..entries.len()).collect();
             by_name.sort_unstable_by_key(|&i| &text[entries[i].0.clone()]);

@@ -235,14 +235,23 @@ impl<'t> Scanner<'t> {
         }
     }
 
-    fn object(&mut self, depth: usize) -> Option<()> {
+    /// Steps into an object or array at nesting `depth`; `false` when it
+    /// closes at once with `close` (and is then stepped over).
+    fn open(&mut self, depth: usize, close: u8) -> Option<bool> {
         if depth > MAX_DEPTH {
             return None;
         }
         self.i += 1;
         self.ws();
-        if self.peek()? == b'}' {
+        if self.peek()? == close {
             self.i += 1;
+            return Some(false);
+        }
+        Some(true)
+    }
+
+    fn object(&mut self, depth: usize) -> Option<()> {
+        if !self.open(depth, b'}')? {
             return Some(());
         }
         let first = self.keys.len();
@@ -281,13 +290,7 @@ impl<'t> Scanner<'t> {
     }
 
     fn array(&mut self, depth: usize) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        self.i += 1;
-        self.ws();
-        if self.peek()? == b']' {
-            self.i += 1;
+        if !self.open(depth, b']')? {
             return Some(());
         }
         loop {
