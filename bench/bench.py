@@ -261,6 +261,16 @@ class Ours:
                         PROCESS_GUARDIAN_ALERT_DIR=os.path.join(tmp, "pg-alerts"))
         self.env.pop("PROCESS_GUARDIAN_ALERT_COMMAND", None)
 
+    def close(self):
+        """Stops what this workspace still runs: a run interrupted mid-figure
+        (Ctrl-C) would otherwise leave supervisors and their commands behind,
+        their workspace deleted, to skew the next run."""
+        try:
+            subprocess.run([self.bin, "stop", "--all"], env=self.env, cwd=self.ws,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+        except (OSError, subprocess.SubprocessError):
+            pass
+
     def pg(self, *args, check=True):
         r = subprocess.run([self.bin, *args], env=self.env, cwd=self.ws, capture_output=True, text=True)
         if check and r.returncode != 0:
@@ -982,8 +992,14 @@ def main():
     tmp = tempfile.mkdtemp(prefix="pg-bench-")
     results = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                "command": " ".join(["scripts/bench.sh"] + sys.argv[1:]), "machine": machine(), "tools": {}}
+    made = []  # each workspace of ours, stopped whatever happens
+
+    def workspace(binary, where):
+        made.append(Ours(binary, where))
+        return made[-1]
+
     try:
-        ours = Ours(binary, tmp)
+        ours = workspace(binary, tmp)
         r = {"version": version_of([binary, "--version"]),
              "defaults": "restart_cooldown 0 for the restart figure (quick-crash backoff off); defaults otherwise"}
         print(f"[{ours.name}] restart after kill -9 x{args.kills}", file=sys.stderr)
@@ -1002,7 +1018,7 @@ def main():
         r["memory_100"] = ours.memory(100, settle=MEMORY_SETTLE_S)
         if args.baseline:
             print(f"[{ours.name}] memory at 100 of the baseline {args.baseline}", file=sys.stderr)
-            r["memory_100_baseline"] = Ours(args.baseline, os.path.join(tmp, "baseline-memory")).memory(
+            r["memory_100_baseline"] = workspace(args.baseline, os.path.join(tmp, "baseline-memory")).memory(
                 100, settle=MEMORY_SETTLE_S)
             r["memory_100_baseline"]["binary"] = args.baseline
         print(f"[{ours.name}] 64 concurrent registry writers", file=sys.stderr)
@@ -1011,7 +1027,7 @@ def main():
         r["throughput"] = ours.throughput(100 if args.quick else 300, 3 if args.quick else 5)
         idle_s, kills = (10, 10) if args.quick else (60, 50)
         print(f"[{ours.name}] the warden: 100 idle supervisors for {idle_s} s, {kills} supervisor kills", file=sys.stderr)
-        base = Ours(args.baseline, os.path.join(tmp, "baseline")) if args.baseline else None
+        base = workspace(args.baseline, os.path.join(tmp, "baseline")) if args.baseline else None
         r["warden"] = ours.warden(100, idle_s, kills, base)
         results["tools"][ours.name] = r
 
@@ -1041,6 +1057,8 @@ def main():
             results["tools"][loop.name] = {"version": version_of(["bash", "--version"]), "defaults": loop.defaults,
                                            "restart": loop.restart(args.kills)}
     finally:
+        for w in made:
+            w.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
     table = markdown(results)
