@@ -18,6 +18,7 @@ pub mod commands;
 pub mod envfile;
 pub mod error;
 pub mod export;
+pub mod fnv;
 pub mod fsutil;
 pub mod import;
 #[allow(unsafe_code)]

@@ -202,12 +202,7 @@ pub fn supervisor_alive(ws: &Workspace, name: &str) -> bool {
 /// The byte of `run/supervisors.lock` that the supervisor of `name` locks:
 /// a 62-bit FNV-1a hash of the name, so two names practically never share one.
 pub fn liveness_slot(name: &str) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    (h >> 2) as i64
+    (crate::fnv::hash(name.as_bytes()) >> 2) as i64
 }
 
 /// Serialises decisions about one process (start, stop, revive) between

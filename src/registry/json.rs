@@ -233,8 +233,11 @@ impl<'de> serde::de::Visitor<'de> for OneEntry<'_> {
         mut map: A,
     ) -> std::result::Result<Self::Value, A::Error> {
         let mut found = None;
-        let mut names: std::collections::HashSet<std::borrow::Cow<'de, str>, Fnv> =
-            std::collections::HashSet::with_capacity_and_hasher(map.size_hint().unwrap_or(64), Fnv);
+        let mut names: std::collections::HashSet<std::borrow::Cow<'de, str>, crate::fnv::Build> =
+            std::collections::HashSet::with_capacity_and_hasher(
+                map.size_hint().unwrap_or(64),
+                crate::fnv::Build,
+            );
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             if !names.insert(key.clone()) {
                 return Err(serde::de::Error::custom(format!(
@@ -248,33 +251,6 @@ impl<'de> serde::de::Visitor<'de> for OneEntry<'_> {
             }
         }
         Ok(found)
-    }
-}
-
-/// FNV-1a, for the set of names a scan of the registry has met: a fifth of
-/// the instructions of starting one name among a thousand went to the
-/// standard library's SipHash, whose defence against chosen collisions is
-/// of no use against the registry's own owner.
-#[derive(Clone, Copy, Default)]
-pub(super) struct Fnv;
-
-impl std::hash::BuildHasher for Fnv {
-    type Hasher = FnvHasher;
-    fn build_hasher(&self) -> FnvHasher {
-        FnvHasher(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-pub(super) struct FnvHasher(u64);
-
-impl std::hash::Hasher for FnvHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
     }
 }
 

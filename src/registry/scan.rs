@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 use std::ops::Range;
 
-use super::json::Fnv;
+use crate::fnv::Build as Fnv;
 
 /// Deepest nesting the scan follows (serde_json stops at 128).
 const MAX_DEPTH: usize = 100;
