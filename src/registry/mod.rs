@@ -106,29 +106,33 @@ impl Registry {
         let path = ws.registry_path();
         let bytes = read_registry(&path).map_err(|e| Error::io("read", &path, e))?;
         let text = checked_text(&path, &bytes)?;
-        // The fast way: one scan, then that entry parsed; anything it
+        let missing = || Error::NoSuchProcess {
+            name: name.to_string(),
+            registry: path.clone(),
+        };
+        // The fast way: one scan, then that entry parsed; anything the scan
         // leaves, or an entry that does not read, goes the way that words
         // the error.
-        let fast = scan::scan(text, false).and_then(|entries| {
+        if let Some(entries) = scan::scan(text, false) {
             let (_, value) = entries
                 .into_iter()
-                .find(|(n, _)| &text[n.clone()] == name)?;
-            let raw = &text[value.clone()];
-            json::first_duplicate_key(raw).is_none().then_some(())?;
-            let entry = serde_json::from_str::<Entry>(raw).ok()?;
-            entry.validate().is_ok().then_some(entry)
-        });
-        if let Some(entry) = fast {
-            return Ok(entry);
+                .find(|(n, _)| &text[n.clone()] == name)
+                .ok_or_else(missing)?;
+            let raw = &text[value];
+            let entry = json::first_duplicate_key(raw)
+                .is_none()
+                .then(|| serde_json::from_str::<Entry>(raw).ok())
+                .flatten()
+                .filter(|e| e.validate().is_ok());
+            if let Some(entry) = entry {
+                return Ok(entry);
+            }
         }
         let mut de = serde_json::Deserializer::from_str(text);
         let found = serde::de::DeserializeSeed::deserialize(OneEntry(name), &mut de)
             .and_then(|found| de.end().map(|()| found))
             .map_err(|e| corrupt(&path, &e))?;
-        let raw = found.ok_or_else(|| Error::NoSuchProcess {
-            name: name.to_string(),
-            registry: path.clone(),
-        })?;
+        let raw = found.ok_or_else(missing)?;
         // The entry alone is checked for repeated keys (the names were, as
         // they were read): a fault in another entry is that entry's, as a
         // bad number there is.
