@@ -204,8 +204,11 @@ impl Supervisor {
                 self.lifecycle(&format!("started pid {pid}"));
                 self.save();
                 // `start` answers with the program running, not in the
-                // middle of its exec (its command line still empty).
-                proc::wait_exec_loaded(pid, EXEC_LOAD_LIMIT);
+                // middle of its exec (its command line still empty); a
+                // revival, which nobody waits on, does not wait either.
+                if ready.is_some() {
+                    proc::wait_exec_loaded(pid, EXEC_LOAD_LIMIT);
+                }
                 super::report(ready, &Ready::Started(pid));
                 if let Some(old) = lost {
                     let msg = format!(
