@@ -15,6 +15,8 @@ use crate::fsutil::{self, Durability};
 use crate::proc;
 use crate::workspace::Workspace;
 
+pub mod table;
+
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Desired {
@@ -125,6 +127,10 @@ pub struct RunState {
     /// registry's entry written the same way (`config_changed`) without
     /// parsing it; `run` and `register` parse it to say what changed.
     pub definition: Option<Box<serde_json::value::RawValue>>,
+    /// Read from the state table (which keeps the definition's hash, not
+    /// its text): the hash of the definition.
+    #[serde(skip)]
+    pub definition_hash: Option<u64>,
     /// Written when the state last changed.
     pub updated_at: Option<String>,
 }
@@ -159,7 +165,9 @@ impl RunState {
             &bytes,
             0o600,
             Durability::Renamed,
-        )
+        )?;
+        table::copy(ws, name, self);
+        Ok(())
     }
 
     /// Whether the recorded command is alive and is the one recorded.
@@ -177,8 +185,14 @@ impl RunState {
 
     /// Whether the command runs with `entry` as it is now.
     pub fn runs_definition(&self, entry: &crate::registry::Entry) -> Option<bool> {
-        let recorded = self.definition.as_ref()?;
-        Some(serde_json::to_string(entry).is_ok_and(|now| now == recorded.get()))
+        let now = || serde_json::to_string(entry).ok();
+        match (&self.definition, self.definition_hash) {
+            (Some(recorded), _) => Some(now().is_some_and(|now| now == recorded.get())),
+            (None, Some(hash)) => {
+                Some(now().is_some_and(|now| table::definition_hash(&now) == hash))
+            }
+            (None, None) => None,
+        }
     }
 
     /// An entry as the definition to record.
@@ -249,14 +263,31 @@ pub fn observe(ws: &Workspace, name: &str) -> Result<Observed> {
 }
 
 /// `observe` for a listing of many: a live supervisor's record is trusted
-/// without a look at `/proc` (which costs more than the rest of a row).
+/// without a look at `/proc` (which costs more than the rest of a row), and
+/// read from the state table while it holds its lock (see `table`).
 pub fn observe_quick(ws: &Workspace, name: &str) -> Result<Observed> {
+    if let Some(state) = ws.state_table(false).and_then(|t| table::read(t, name))
+        && supervisor_alive(ws, name)
+    {
+        return Ok(observe_known(ws, name, Some(state), false, Some(true)));
+    }
     let state = RunState::read(ws, name, false)?;
     Ok(observe_state(ws, name, state, false))
 }
 
 /// What `state` means now; with `deep`, a frozen supervisor is detected.
 pub fn observe_state(ws: &Workspace, name: &str, state: Option<RunState>, deep: bool) -> Observed {
+    observe_known(ws, name, state, deep, None)
+}
+
+/// `observe_state`, told whether the supervisor holds its lock if that is known.
+fn observe_known(
+    ws: &Workspace,
+    name: &str,
+    state: Option<RunState>,
+    deep: bool,
+    holds: Option<bool>,
+) -> Observed {
     let Some(st) = state else {
         return Observed {
             shown: Shown::NeverStarted,
@@ -269,7 +300,7 @@ pub fn observe_state(ws: &Workspace, name: &str, state: Option<RunState>, deep: 
     let same_boot = st.boot_id == proc::boot_id();
     // Only a process that may be running needs a look at the live system.
     let may_run = matches!(st.phase, Phase::Running | Phase::Backoff);
-    let holds_lock = same_boot && may_run && supervisor_alive(ws, name);
+    let holds_lock = same_boot && may_run && holds.unwrap_or_else(|| supervisor_alive(ws, name));
     let supervisor_frozen = deep
         && holds_lock
         && st

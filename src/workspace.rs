@@ -22,6 +22,8 @@ pub struct Workspace {
     /// lookup relative to it skips walking the whole path each time.
     run_fd: std::sync::Arc<std::sync::OnceLock<Option<std::os::fd::OwnedFd>>>,
     sup_lock: std::sync::Arc<std::sync::OnceLock<fs::File>>,
+    /// The state table, opened once: for reading, and for writing.
+    table: std::sync::Arc<[std::sync::OnceLock<Option<fs::File>>; 2]>,
 }
 
 impl Workspace {
@@ -65,6 +67,7 @@ impl Workspace {
             root,
             run_fd: Default::default(),
             sup_lock: Default::default(),
+            table: Default::default(),
         };
         ws.check_trusted()?;
         Ok(ws)
@@ -164,6 +167,28 @@ impl Workspace {
         let f = crate::fsutil::open_own_read(&self.supervisors_lock_path()).ok()?;
         let _ = self.sup_lock.set(f);
         self.sup_lock.get()
+    }
+
+    /// A copy of each process's state in one file (see `state::table`).
+    pub fn state_table_path(&self) -> PathBuf {
+        self.state_dir().join("states.table")
+    }
+
+    /// The state table, opened once, never through a symlink, and only if
+    /// it is a regular file of ours: for writing (created if missing), or
+    /// for reading (`None` if missing).
+    pub fn state_table(&self, write: bool) -> Option<&fs::File> {
+        self.table[usize::from(write)]
+            .get_or_init(|| {
+                let path = self.state_table_path();
+                let mut opts = fs::OpenOptions::new();
+                opts.read(true);
+                if write {
+                    opts.write(true).create(true).truncate(false);
+                }
+                crate::fsutil::open_own(&path, &mut opts).ok()
+            })
+            .as_ref()
     }
 
     pub fn cooldown_dir(&self) -> PathBuf {

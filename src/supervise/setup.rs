@@ -68,6 +68,8 @@ pub fn init(
         }
         Err(e) => return Err(format!("cannot take the supervisor lock: {e}")),
     };
+    // A record left by an earlier supervisor must not speak for this one.
+    crate::state::table::forget(&ws, &name);
     let read_now = entry_file.is_none();
     let entry = match entry_file {
         Some(f) => handed_entry(f)?,
