@@ -185,12 +185,11 @@ impl RunState {
 
     /// Whether the command runs with `entry` as it is now.
     pub fn runs_definition(&self, entry: &crate::registry::Entry) -> Option<bool> {
-        let now = || serde_json::to_string(entry).ok();
         match (&self.definition, self.definition_hash) {
-            (Some(recorded), _) => Some(now().is_some_and(|now| now == recorded.get())),
-            (None, Some(hash)) => {
-                Some(now().is_some_and(|now| table::definition_hash(&now) == hash))
+            (Some(recorded), _) => {
+                Some(serde_json::to_string(entry).is_ok_and(|now| now == recorded.get()))
             }
+            (None, Some(hash)) => Some(table::hash_definition_of(entry) == Some(hash)),
             (None, None) => None,
         }
     }

@@ -100,7 +100,7 @@ pub fn row<'a>(
         auto_restart: entry.auto_restart,
         duration_min: entry.duration_min,
         command: &entry.command,
-        log: format!("{logs}{name}.log"),
+        log: [logs, name, ".log"].concat(),
         cwd: entry.cwd.as_deref(),
         supervisor_pid: st
             .and_then(|s| s.supervisor_pid)
@@ -118,6 +118,159 @@ pub fn row<'a>(
         cpu_pct: usage.map(|u| u.cpu_pct),
         rss_bytes: usage.map(|u| u.rss_bytes),
     }
+}
+
+/// `rows` as `serde_json::to_string_pretty` writes them, byte for byte (a
+/// test holds the two equal), without its call per token, which cost more
+/// than the rest of a listing. `None` only if the bytes were not UTF-8,
+/// which they always are.
+fn pretty_rows(rows: &[Row]) -> Option<String> {
+    use serde_json::ser::{CompactFormatter, Formatter};
+    let mut out = Vec::with_capacity(rows.len().saturating_mul(700).min(1 << 24) + 2);
+    let key = |out: &mut Vec<u8>, first: bool, indent: &str, key: &str| {
+        out.extend_from_slice(if first { b"\n" } else { b",\n" });
+        out.extend_from_slice(indent.as_bytes());
+        out.push(b'"');
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(b"\": ");
+    };
+    let text = |out: &mut Vec<u8>, s: &str| {
+        if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            out.push(b'"');
+            out.extend_from_slice(s.as_bytes());
+            out.push(b'"');
+        } else {
+            let _ = serde_json::to_writer(&mut *out, s);
+        }
+    };
+    let opt_text = |out: &mut Vec<u8>, s: Option<&str>| match s {
+        Some(s) => text(out, s),
+        None => out.extend_from_slice(b"null"),
+    };
+    let float = |out: &mut Vec<u8>, v: f64| {
+        if v.is_finite() {
+            let _ = CompactFormatter.write_f64(out, v);
+        } else {
+            out.extend_from_slice(b"null");
+        }
+    };
+    let opt = |out: &mut Vec<u8>, v: Option<i64>| match v {
+        Some(v) => {
+            let _ = CompactFormatter.write_i64(out, v);
+        }
+        None => out.extend_from_slice(b"null"),
+    };
+    let flag =
+        |out: &mut Vec<u8>, v: bool| out.extend_from_slice(if v { b"true" } else { b"false" });
+    const IN: &str = "    ";
+    const IN2: &str = "      ";
+    out.push(b'[');
+    for (i, r) in rows.iter().enumerate() {
+        // Every field named: a field added to `Row` does not compile here
+        // until it is written.
+        let Row {
+            name,
+            state,
+            pid,
+            uptime_s,
+            restarts,
+            desired,
+            last_exit,
+            auto_restart,
+            duration_min,
+            command,
+            log,
+            cwd,
+            supervisor_pid,
+            quick_crashes,
+            next_start_at,
+            stopped_by,
+            message,
+            config_changed,
+            cpu_pct,
+            rss_bytes,
+        } = r;
+        out.extend_from_slice(if i == 0 { b"\n  {" } else { b",\n  {" });
+        key(&mut out, true, IN, "name");
+        text(&mut out, name);
+        key(&mut out, false, IN, "state");
+        text(&mut out, state);
+        key(&mut out, false, IN, "pid");
+        opt(&mut out, pid.map(i64::from));
+        key(&mut out, false, IN, "uptime_s");
+        match uptime_s {
+            Some(v) => float(&mut out, *v),
+            None => out.extend_from_slice(b"null"),
+        }
+        key(&mut out, false, IN, "restarts");
+        opt(&mut out, Some(i64::from(*restarts)));
+        key(&mut out, false, IN, "desired");
+        text(
+            &mut out,
+            match desired {
+                Desired::Running => "running",
+                Desired::Stopped => "stopped",
+            },
+        );
+        key(&mut out, false, IN, "last_exit");
+        match last_exit {
+            None => out.extend_from_slice(b"null"),
+            Some(ExitRecord {
+                code,
+                signal,
+                at,
+                uptime_s,
+            }) => {
+                out.push(b'{');
+                key(&mut out, true, IN2, "code");
+                opt(&mut out, code.map(i64::from));
+                key(&mut out, false, IN2, "signal");
+                opt_text(&mut out, signal.as_deref());
+                key(&mut out, false, IN2, "at");
+                text(&mut out, at);
+                key(&mut out, false, IN2, "uptime_s");
+                float(&mut out, *uptime_s);
+                out.extend_from_slice(b"\n    }");
+            }
+        }
+        key(&mut out, false, IN, "auto_restart");
+        flag(&mut out, *auto_restart);
+        key(&mut out, false, IN, "duration_min");
+        float(&mut out, *duration_min);
+        key(&mut out, false, IN, "command");
+        text(&mut out, command);
+        key(&mut out, false, IN, "log");
+        text(&mut out, log);
+        key(&mut out, false, IN, "cwd");
+        opt_text(&mut out, *cwd);
+        key(&mut out, false, IN, "supervisor_pid");
+        opt(&mut out, supervisor_pid.map(i64::from));
+        key(&mut out, false, IN, "quick_crashes");
+        opt(&mut out, Some(i64::from(*quick_crashes)));
+        key(&mut out, false, IN, "next_start_at");
+        opt_text(&mut out, *next_start_at);
+        key(&mut out, false, IN, "stopped_by");
+        opt_text(&mut out, *stopped_by);
+        key(&mut out, false, IN, "message");
+        opt_text(&mut out, message.as_deref());
+        key(&mut out, false, IN, "config_changed");
+        flag(&mut out, *config_changed);
+        key(&mut out, false, IN, "cpu_pct");
+        match cpu_pct {
+            Some(v) => float(&mut out, *v),
+            None => out.extend_from_slice(b"null"),
+        }
+        key(&mut out, false, IN, "rss_bytes");
+        match rss_bytes {
+            Some(v) => {
+                let _ = CompactFormatter.write_u64(&mut out, *v);
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b"\n  }");
+    }
+    out.extend_from_slice(if rows.is_empty() { b"]" } else { b"\n]" });
+    String::from_utf8(out).ok()
 }
 
 /// The usage of each running row's tree: for one process, read from /proc
@@ -187,7 +340,13 @@ pub fn run(ws: &Workspace, only: &[String], as_json: bool) -> Result<Output> {
             .zip(&usage)
             .map(|((n, e, s), u)| row(&logs, n, e, s, *u))
             .collect();
-        return Ok(Output::new(Vec::new(), &arr));
+        return Ok(match pretty_rows(&arr) {
+            Some(json) => Output {
+                json,
+                ..Output::human(Vec::new())
+            },
+            None => Output::new(Vec::new(), &arr),
+        });
     }
     if registry.is_empty() {
         return Ok(Output::human(vec![
@@ -380,7 +539,147 @@ pub fn human_duration(secs: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::human_duration;
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Owned values for one `Row`.
+    #[derive(Debug, Clone)]
+    struct Owned {
+        texts: [String; 4],
+        opt_texts: [Option<String>; 4],
+        ints: [Option<i32>; 3],
+        counts: [u32; 2],
+        floats: [f64; 2],
+        opt_floats: [Option<f64>; 2],
+        exit: Option<(Option<i32>, Option<String>, String, f64)>,
+        flags: [bool; 3],
+        rss: Option<u64>,
+    }
+
+    fn any_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z0-9 ._/-]{0,12}",
+            any::<String>(),
+            "[\\x00-\\x1f\"\\\\\\x7f\u{e9}\u{2028}\u{1f600}]{0,6}",
+        ]
+    }
+
+    fn any_float() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            any::<f64>(),
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(-0.0),
+            Just(1e21),
+            Just(0.1),
+            (0u32..100000).prop_map(|v| f64::from(v) / 8.0),
+        ]
+    }
+
+    fn owned() -> impl Strategy<Value = Owned> {
+        let exit = proptest::option::of((
+            proptest::option::of(any::<i32>()),
+            proptest::option::of(any_text()),
+            any_text(),
+            any_float(),
+        ));
+        (
+            (
+                [any_text(), any_text(), any_text(), any_text()],
+                [
+                    proptest::option::of(any_text()),
+                    proptest::option::of(any_text()),
+                    proptest::option::of(any_text()),
+                    proptest::option::of(any_text()),
+                ],
+                [
+                    proptest::option::of(any::<i32>()),
+                    proptest::option::of(any::<i32>()),
+                    proptest::option::of(any::<i32>()),
+                ],
+                [any::<u32>(), any::<u32>()],
+            ),
+            (
+                [any_float(), any_float()],
+                [
+                    proptest::option::of(any_float()),
+                    proptest::option::of(any_float()),
+                ],
+                exit,
+                [any::<bool>(), any::<bool>(), any::<bool>()],
+                proptest::option::of(any::<u64>()),
+            ),
+        )
+            .prop_map(
+                |((texts, opt_texts, ints, counts), (floats, opt_floats, exit, flags, rss))| {
+                    Owned {
+                        texts,
+                        opt_texts,
+                        ints,
+                        counts,
+                        floats,
+                        opt_floats,
+                        exit,
+                        flags,
+                        rss,
+                    }
+                },
+            )
+    }
+
+    fn rows_of<'a>(owned: &'a [Owned], exits: &'a [Option<ExitRecord>]) -> Vec<Row<'a>> {
+        owned
+            .iter()
+            .zip(exits)
+            .map(|(o, exit)| Row {
+                name: &o.texts[0],
+                state: if o.flags[0] { "running" } else { "dead" },
+                pid: o.ints[0],
+                uptime_s: o.opt_floats[0],
+                restarts: o.counts[0],
+                desired: if o.flags[1] {
+                    Desired::Running
+                } else {
+                    Desired::Stopped
+                },
+                last_exit: exit.as_ref(),
+                auto_restart: o.flags[1],
+                duration_min: o.floats[0],
+                command: &o.texts[1],
+                log: o.texts[2].clone(),
+                cwd: o.opt_texts[0].as_deref(),
+                supervisor_pid: o.ints[1],
+                quick_crashes: o.counts[1],
+                next_start_at: o.opt_texts[1].as_deref(),
+                stopped_by: o.opt_texts[2].as_deref(),
+                message: o.opt_texts[3].clone(),
+                config_changed: o.flags[2],
+                cpu_pct: o.opt_floats[1],
+                rss_bytes: o.rss,
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn rows_are_written_as_serde_json_writes_them(owned in proptest::collection::vec(owned(), 0..4)) {
+            let exits: Vec<Option<ExitRecord>> = owned
+                .iter()
+                .map(|o| {
+                    o.exit.clone().map(|(code, signal, at, uptime_s)| ExitRecord {
+                        code,
+                        signal,
+                        at,
+                        uptime_s,
+                    })
+                })
+                .collect();
+            let rows = rows_of(&owned, &exits);
+            let ours = pretty_rows(&rows).expect("UTF-8");
+            prop_assert_eq!(ours, serde_json::to_string_pretty(&rows).unwrap());
+        }
+    }
 
     #[test]
     fn durations_read_at_a_glance() {

@@ -42,6 +42,8 @@ pub const RECORD: usize = 1024;
 /// Slots in the table: 8 MiB of address, holes where nothing was written.
 pub const SLOTS: u64 = 8192;
 const MAGIC: [u8; 4] = *b"PGS2";
+/// Bytes read first: a record of a running process takes about 200.
+const FIRST: usize = 256;
 const HEADER: usize = 16;
 const SUM: std::ops::Range<usize> = 8..16;
 
@@ -53,6 +55,24 @@ pub fn offset(name: &str) -> u64 {
 /// The hash a record keeps of a definition's JSON text.
 pub fn definition_hash(text: &str) -> u64 {
     crate::fnv::hash(text.as_bytes())
+}
+
+/// `definition_hash` of `entry` as a definition's text, hashed as it is
+/// written rather than written out first.
+pub fn hash_definition_of(entry: &crate::registry::Entry) -> Option<u64> {
+    struct Hashing(crate::fnv::Hasher);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            std::hash::Hasher::write(&mut self.0, bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = Hashing(crate::fnv::Hasher::default());
+    serde_json::to_writer(&mut h, entry).ok()?;
+    Some(std::hash::Hasher::finish(&h.0))
 }
 
 /// A checksum of a record but its own field, eight bytes a step: it only
@@ -343,7 +363,15 @@ pub fn decode(name: &str, bytes: &[u8]) -> Option<RunState> {
 /// The state of `name` as its record in `table` holds it, if whole.
 pub fn read(table: &File, name: &str) -> Option<RunState> {
     let mut buf = [0u8; RECORD];
-    let n = table.read_at(&mut buf, offset(name)).ok()?;
+    let at = offset(name);
+    // Most records are shorter than this: the rest is read only if needed.
+    let mut n = table.read_at(&mut buf[..FIRST], at).ok()?;
+    let end = HEADER + u16_at(&buf, 4)? + u16_at(&buf, 6)?;
+    if n == FIRST && end > FIRST {
+        n += table
+            .read_at(buf.get_mut(FIRST..end)?, at + FIRST as u64)
+            .ok()?;
+    }
     decode(name, buf.get(..n)?)
 }
 
@@ -519,6 +547,21 @@ mod tests {
         assert!(encode("web", &long).is_none());
         long.message = Some("x".repeat(100_000));
         assert!(encode("web", &long).is_none());
+    }
+
+    #[test]
+    fn records_short_and_long_are_read_from_their_slot() {
+        let file = tempfile::tempfile().unwrap();
+        let mut long = full();
+        long.message = Some("m".repeat(RECORD - FIRST));
+        for (name, state) in [("short", RunState::default()), ("long", long)] {
+            let record = encode(name, &state).expect("fits");
+            assert_eq!(record.len() > FIRST, name == "long");
+            file.write_all_at(&record, offset(name)).unwrap();
+            let back = read(&file, name).expect("read back");
+            assert_eq!(as_json(back), as_json(state));
+        }
+        assert!(read(&file, "absent").is_none());
     }
 
     #[test]
