@@ -120,157 +120,184 @@ pub fn row<'a>(
     }
 }
 
-/// `rows` as `serde_json::to_string_pretty` writes them, byte for byte (a
-/// test holds the two equal), without its call per token, which cost more
-/// than the rest of a listing. `None` only if the bytes were not UTF-8,
-/// which they always are.
-fn pretty_rows(rows: &[Row]) -> Option<String> {
-    use serde_json::ser::{CompactFormatter, Formatter};
-    let mut out = Vec::with_capacity(rows.len().saturating_mul(700).min(1 << 24) + 2);
-    let key = |out: &mut Vec<u8>, first: bool, indent: &str, key: &str| {
-        out.extend_from_slice(if first { b"\n" } else { b",\n" });
-        out.extend_from_slice(indent.as_bytes());
-        out.push(b'"');
-        out.extend_from_slice(key.as_bytes());
-        out.extend_from_slice(b"\": ");
-    };
-    let text = |out: &mut Vec<u8>, s: &str| {
-        if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-            out.push(b'"');
-            out.extend_from_slice(s.as_bytes());
-            out.push(b'"');
-        } else {
-            let _ = serde_json::to_writer(&mut *out, s);
-        }
-    };
-    let opt_text = |out: &mut Vec<u8>, s: Option<&str>| match s {
-        Some(s) => text(out, s),
-        None => out.extend_from_slice(b"null"),
-    };
-    let float = |out: &mut Vec<u8>, v: f64| {
-        if v.is_finite() {
-            let _ = CompactFormatter.write_f64(out, v);
-        } else {
-            out.extend_from_slice(b"null");
-        }
-    };
-    let opt = |out: &mut Vec<u8>, v: Option<i64>| match v {
-        Some(v) => {
-            let _ = CompactFormatter.write_i64(out, v);
-        }
-        None => out.extend_from_slice(b"null"),
-    };
-    let flag =
-        |out: &mut Vec<u8>, v: bool| out.extend_from_slice(if v { b"true" } else { b"false" });
-    const IN: &str = "    ";
-    const IN2: &str = "      ";
-    out.push(b'[');
-    for (i, r) in rows.iter().enumerate() {
-        // Every field named: a field added to `Row` does not compile here
-        // until it is written.
-        let Row {
-            name,
-            state,
-            pid,
-            uptime_s,
-            restarts,
-            desired,
-            last_exit,
-            auto_restart,
-            duration_min,
-            command,
-            log,
-            cwd,
-            supervisor_pid,
-            quick_crashes,
-            next_start_at,
-            stopped_by,
-            message,
-            config_changed,
-            cpu_pct,
-            rss_bytes,
-        } = r;
-        out.extend_from_slice(if i == 0 { b"\n  {" } else { b",\n  {" });
-        key(&mut out, true, IN, "name");
-        text(&mut out, name);
-        key(&mut out, false, IN, "state");
-        text(&mut out, state);
-        key(&mut out, false, IN, "pid");
-        opt(&mut out, pid.map(i64::from));
-        key(&mut out, false, IN, "uptime_s");
-        match uptime_s {
-            Some(v) => float(&mut out, *v),
-            None => out.extend_from_slice(b"null"),
-        }
-        key(&mut out, false, IN, "restarts");
-        opt(&mut out, Some(i64::from(*restarts)));
-        key(&mut out, false, IN, "desired");
-        text(
-            &mut out,
-            match desired {
-                Desired::Running => "running",
-                Desired::Stopped => "stopped",
-            },
-        );
-        key(&mut out, false, IN, "last_exit");
-        match last_exit {
-            None => out.extend_from_slice(b"null"),
-            Some(ExitRecord {
-                code,
-                signal,
-                at,
-                uptime_s,
-            }) => {
-                out.push(b'{');
-                key(&mut out, true, IN2, "code");
-                opt(&mut out, code.map(i64::from));
-                key(&mut out, false, IN2, "signal");
-                opt_text(&mut out, signal.as_deref());
-                key(&mut out, false, IN2, "at");
-                text(&mut out, at);
-                key(&mut out, false, IN2, "uptime_s");
-                float(&mut out, *uptime_s);
-                out.extend_from_slice(b"\n    }");
-            }
-        }
-        key(&mut out, false, IN, "auto_restart");
-        flag(&mut out, *auto_restart);
-        key(&mut out, false, IN, "duration_min");
-        float(&mut out, *duration_min);
-        key(&mut out, false, IN, "command");
-        text(&mut out, command);
-        key(&mut out, false, IN, "log");
-        text(&mut out, log);
-        key(&mut out, false, IN, "cwd");
-        opt_text(&mut out, *cwd);
-        key(&mut out, false, IN, "supervisor_pid");
-        opt(&mut out, supervisor_pid.map(i64::from));
-        key(&mut out, false, IN, "quick_crashes");
-        opt(&mut out, Some(i64::from(*quick_crashes)));
-        key(&mut out, false, IN, "next_start_at");
-        opt_text(&mut out, *next_start_at);
-        key(&mut out, false, IN, "stopped_by");
-        opt_text(&mut out, *stopped_by);
-        key(&mut out, false, IN, "message");
-        opt_text(&mut out, message.as_deref());
-        key(&mut out, false, IN, "config_changed");
-        flag(&mut out, *config_changed);
-        key(&mut out, false, IN, "cpu_pct");
-        match cpu_pct {
-            Some(v) => float(&mut out, *v),
-            None => out.extend_from_slice(b"null"),
-        }
-        key(&mut out, false, IN, "rss_bytes");
-        match rss_bytes {
-            Some(v) => {
-                let _ = CompactFormatter.write_u64(&mut out, *v);
-            }
-            None => out.extend_from_slice(b"null"),
-        }
-        out.extend_from_slice(b"\n  }");
+/// A JSON array of rows as `serde_json::to_string_pretty` writes it, byte
+/// for byte (a test holds the two equal), without its call per token,
+/// which cost more than the rest of a listing; a row at a time.
+struct PrettyRows {
+    out: Vec<u8>,
+    rows: usize,
+}
+
+impl PrettyRows {
+    fn with_capacity(rows: usize) -> PrettyRows {
+        let mut out = Vec::with_capacity(rows.saturating_mul(700).min(1 << 24) + 2);
+        out.push(b'[');
+        PrettyRows { out, rows: 0 }
     }
-    out.extend_from_slice(if rows.is_empty() { b"]" } else { b"\n]" });
-    String::from_utf8(out).ok()
+
+    /// The document. `None` only if it were not UTF-8, which it always is.
+    fn finish(mut self) -> Option<String> {
+        self.out
+            .extend_from_slice(if self.rows == 0 { b"]" } else { b"\n]" });
+        String::from_utf8(self.out).ok()
+    }
+
+    fn push(&mut self, r: &Row) {
+        use serde_json::ser::{CompactFormatter, Formatter};
+        let out = &mut self.out;
+        let key = |out: &mut Vec<u8>, first: bool, indent: &str, key: &str| {
+            out.extend_from_slice(if first { b"\n" } else { b",\n" });
+            out.extend_from_slice(indent.as_bytes());
+            out.push(b'"');
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\": ");
+        };
+        let text = |out: &mut Vec<u8>, s: &str| {
+            if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+                out.push(b'"');
+                out.extend_from_slice(s.as_bytes());
+                out.push(b'"');
+            } else {
+                let _ = serde_json::to_writer(&mut *out, s);
+            }
+        };
+        let opt_text = |out: &mut Vec<u8>, s: Option<&str>| match s {
+            Some(s) => text(out, s),
+            None => out.extend_from_slice(b"null"),
+        };
+        let float = |out: &mut Vec<u8>, v: f64| {
+            if v.is_finite() {
+                let _ = CompactFormatter.write_f64(out, v);
+            } else {
+                out.extend_from_slice(b"null");
+            }
+        };
+        let opt = |out: &mut Vec<u8>, v: Option<i64>| match v {
+            Some(v) => {
+                let _ = CompactFormatter.write_i64(out, v);
+            }
+            None => out.extend_from_slice(b"null"),
+        };
+        let flag =
+            |out: &mut Vec<u8>, v: bool| out.extend_from_slice(if v { b"true" } else { b"false" });
+        const IN: &str = "    ";
+        const IN2: &str = "      ";
+        {
+            // Every field named: a field added to `Row` does not compile here
+            // until it is written.
+            let Row {
+                name,
+                state,
+                pid,
+                uptime_s,
+                restarts,
+                desired,
+                last_exit,
+                auto_restart,
+                duration_min,
+                command,
+                log,
+                cwd,
+                supervisor_pid,
+                quick_crashes,
+                next_start_at,
+                stopped_by,
+                message,
+                config_changed,
+                cpu_pct,
+                rss_bytes,
+            } = r;
+            out.extend_from_slice(if self.rows == 0 { b"\n  {" } else { b",\n  {" });
+            self.rows += 1;
+            key(out, true, IN, "name");
+            text(out, name);
+            key(out, false, IN, "state");
+            text(out, state);
+            key(out, false, IN, "pid");
+            opt(out, pid.map(i64::from));
+            key(out, false, IN, "uptime_s");
+            match uptime_s {
+                Some(v) => float(out, *v),
+                None => out.extend_from_slice(b"null"),
+            }
+            key(out, false, IN, "restarts");
+            opt(out, Some(i64::from(*restarts)));
+            key(out, false, IN, "desired");
+            text(
+                out,
+                match desired {
+                    Desired::Running => "running",
+                    Desired::Stopped => "stopped",
+                },
+            );
+            key(out, false, IN, "last_exit");
+            match last_exit {
+                None => out.extend_from_slice(b"null"),
+                Some(ExitRecord {
+                    code,
+                    signal,
+                    at,
+                    uptime_s,
+                }) => {
+                    out.push(b'{');
+                    key(out, true, IN2, "code");
+                    opt(out, code.map(i64::from));
+                    key(out, false, IN2, "signal");
+                    opt_text(out, signal.as_deref());
+                    key(out, false, IN2, "at");
+                    text(out, at);
+                    key(out, false, IN2, "uptime_s");
+                    float(out, *uptime_s);
+                    out.extend_from_slice(b"\n    }");
+                }
+            }
+            key(out, false, IN, "auto_restart");
+            flag(out, *auto_restart);
+            key(out, false, IN, "duration_min");
+            float(out, *duration_min);
+            key(out, false, IN, "command");
+            text(out, command);
+            key(out, false, IN, "log");
+            text(out, log);
+            key(out, false, IN, "cwd");
+            opt_text(out, *cwd);
+            key(out, false, IN, "supervisor_pid");
+            opt(out, supervisor_pid.map(i64::from));
+            key(out, false, IN, "quick_crashes");
+            opt(out, Some(i64::from(*quick_crashes)));
+            key(out, false, IN, "next_start_at");
+            opt_text(out, *next_start_at);
+            key(out, false, IN, "stopped_by");
+            opt_text(out, *stopped_by);
+            key(out, false, IN, "message");
+            opt_text(out, message.as_deref());
+            key(out, false, IN, "config_changed");
+            flag(out, *config_changed);
+            key(out, false, IN, "cpu_pct");
+            match cpu_pct {
+                Some(v) => float(out, *v),
+                None => out.extend_from_slice(b"null"),
+            }
+            key(out, false, IN, "rss_bytes");
+            match rss_bytes {
+                Some(v) => {
+                    let _ = CompactFormatter.write_u64(out, *v);
+                }
+                None => out.extend_from_slice(b"null"),
+            }
+            out.extend_from_slice(b"\n  }");
+        }
+    }
+}
+
+/// `rows` written by `PrettyRows`.
+#[cfg(test)]
+fn pretty_rows(rows: &[Row]) -> Option<String> {
+    let mut doc = PrettyRows::with_capacity(rows.len());
+    for r in rows {
+        doc.push(r);
+    }
+    doc.finish()
 }
 
 /// The usage of each running row's tree: for one process, read from /proc
@@ -278,18 +305,20 @@ fn pretty_rows(rows: &[Row]) -> Option<String> {
 /// the state file already read, since /proc costs more than a whole row.
 fn usages(rows: &[(String, Checked, Observed)]) -> Vec<Option<proc::Usage>> {
     let live = rows.len() == 1;
-    rows.iter()
-        .map(|(_, _, seen)| {
-            let pid = seen
-                .pid()
-                .filter(|_| matches!(seen.shown, Shown::Running | Shown::Starting))?;
-            if live {
-                proc::tree_usage(pid, proc::uptime_s())
-            } else {
-                seen.state.as_ref().and_then(|s| s.usage)
-            }
-        })
-        .collect()
+    rows.iter().map(|(_, _, seen)| usage(seen, live)).collect()
+}
+
+/// The usage of a running process's tree: read now from /proc when `live`,
+/// else as its supervisor last sampled it.
+fn usage(seen: &Observed, live: bool) -> Option<proc::Usage> {
+    let pid = seen
+        .pid()
+        .filter(|_| matches!(seen.shown, Shown::Running | Shown::Starting))?;
+    if live {
+        proc::tree_usage(pid, proc::uptime_s())
+    } else {
+        seen.state.as_ref().and_then(|s| s.usage)
+    }
 }
 
 /// `12.3%`, `850K`, `12.4M`, `1.2G`, as a table shows them.
@@ -325,6 +354,9 @@ pub fn run(ws: &Workspace, only: &[String], as_json: bool) -> Result<Output> {
         }
         only.to_vec()
     };
+    if as_json && names.len() < PARALLEL_FROM {
+        return listing_json(ws, &registry, &names);
+    }
     let rows = observe_all(ws, &registry, &names)?;
     // An invalid entry is a row of its own; the others are shown as usual.
     for (n, e, _) in &rows {
@@ -340,13 +372,11 @@ pub fn run(ws: &Workspace, only: &[String], as_json: bool) -> Result<Output> {
             .zip(&usage)
             .map(|((n, e, s), u)| row(&logs, n, e, s, *u))
             .collect();
-        return Ok(match pretty_rows(&arr) {
-            Some(json) => Output {
-                json,
-                ..Output::human(Vec::new())
-            },
-            None => Output::new(Vec::new(), &arr),
-        });
+        let mut doc = PrettyRows::with_capacity(arr.len());
+        for r in &arr {
+            doc.push(r);
+        }
+        return json_output(doc, || Output::new(Vec::new(), &arr));
     }
     if registry.is_empty() {
         return Ok(Output::human(vec![
@@ -374,6 +404,74 @@ pub fn run(ws: &Workspace, only: &[String], as_json: bool) -> Result<Output> {
     Ok(Output::human(lines))
 }
 
+/// From this many names on, a listing is observed across the cores.
+const PARALLEL_FROM: usize = 500;
+
+/// `status --json` of fewer than `PARALLEL_FROM`, a row at a time: each
+/// row's entry and state are freed before the next is read, so the
+/// listing's memory is its output (the pages a listing of all rows first
+/// touched cost it more than a tenth of its time).
+fn listing_json(ws: &Workspace, registry: &Registry, names: &[String]) -> Result<Output> {
+    let logs = logs_prefix(ws);
+    let mut doc = PrettyRows::with_capacity(names.len());
+    for n in names {
+        let (entry, seen) = observe_one(ws, registry, n, names.len() == 1)?;
+        if let Err(why) = &entry {
+            eprintln!("process-guardian: {n}: {why}");
+        }
+        doc.push(&row(
+            &logs,
+            n,
+            &entry,
+            &seen,
+            usage(&seen, names.len() == 1),
+        ));
+    }
+    json_output(doc, || {
+        let code = crate::error::EXIT_FAILURE;
+        let message = "cannot write the answer as JSON";
+        let doc = serde_json::json!({ "error": { "code": code, "message": message } });
+        Output::new(Vec::new(), doc).with_code(code)
+    })
+}
+
+/// The document written, or `otherwise`.
+fn json_output(doc: PrettyRows, otherwise: impl FnOnce() -> Output) -> Result<Output> {
+    Ok(match doc.finish() {
+        Some(json) => Output {
+            json,
+            ..Output::human(Vec::new())
+        },
+        None => otherwise(),
+    })
+}
+
+/// One process's entry and what its state means now: looked at closely
+/// (`close`), or trusting a live supervisor's record, as a listing does.
+fn observe_one(
+    ws: &Workspace,
+    registry: &Registry,
+    n: &str,
+    close: bool,
+) -> Result<(Checked, Observed)> {
+    let entry = match registry.get(n) {
+        Ok(Some(e)) => Ok(e),
+        Ok(None) => {
+            return Err(registry
+                .require(n)
+                .err()
+                .unwrap_or_else(|| crate::error::Error::Failed(format!("{n} vanished"))));
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    let seen = if close {
+        state::observe(ws, n)?
+    } else {
+        state::observe_quick(ws, n)?
+    };
+    Ok((entry, seen))
+}
+
 /// Observes every process; a large registry is split across the cores, since
 /// each process costs a few file reads.
 pub fn observe_all(
@@ -381,27 +479,13 @@ pub fn observe_all(
     registry: &Registry,
     names: &[String],
 ) -> Result<Vec<(String, Checked, Observed)>> {
+    // One name is looked at closely; a listing trusts live supervisors.
     let one = |n: &String| -> Result<(String, Checked, Observed)> {
-        let entry = match registry.get(n) {
-            Ok(Some(e)) => Ok(e),
-            Ok(None) => {
-                return Err(registry
-                    .require(n)
-                    .err()
-                    .unwrap_or_else(|| crate::error::Error::Failed(format!("{n} vanished"))));
-            }
-            Err(e) => Err(e.to_string()),
-        };
-        // One name is looked at closely; a listing trusts live supervisors.
-        let seen = if names.len() == 1 {
-            state::observe(ws, n)?
-        } else {
-            state::observe_quick(ws, n)?
-        };
+        let (entry, seen) = observe_one(ws, registry, n, names.len() == 1)?;
         Ok((n.clone(), entry, seen))
     };
     // Asked only for a long list: the answer costs three /proc and /sys reads.
-    if names.len() < 500 {
+    if names.len() < PARALLEL_FROM {
         return names.iter().map(one).collect();
     }
     let threads = std::thread::available_parallelism()
