@@ -397,13 +397,18 @@ pub fn forget(ws: &Workspace, name: &str) {
     }
 }
 
+/// Kept out of line, its buffer small: the supervisor saves often, and a
+/// larger frame under every save would cost it a page of stack for life.
+#[cold]
+#[inline(never)]
 fn clear(table: &File, name: &str) {
-    let mut head = [0u8; RECORD];
+    // A name has at most 64 bytes; a longer one has no record.
+    let mut head = [0u8; HEADER + 64];
+    let len = HEADER + name.len();
     let at = offset(name);
-    let Ok(n) = table.read_at(&mut head, at) else {
+    let Ok(n) = table.read_at(head.get_mut(..len).unwrap_or_default(), at) else {
         return;
     };
-    let len = HEADER + name.len();
     let ours = n >= len
         && head[..MAGIC.len()] == MAGIC
         && u16_at(&head, 4) == Some(name.len())
