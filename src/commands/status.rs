@@ -182,111 +182,109 @@ impl PrettyRows {
             |out: &mut Vec<u8>, v: bool| out.extend_from_slice(if v { b"true" } else { b"false" });
         const IN: &str = "    ";
         const IN2: &str = "      ";
-        {
-            // Every field named: a field added to `Row` does not compile here
-            // until it is written.
-            let Row {
-                name,
-                state,
-                pid,
-                uptime_s,
-                restarts,
-                desired,
-                last_exit,
-                auto_restart,
-                duration_min,
-                command,
-                log,
-                cwd,
-                supervisor_pid,
-                quick_crashes,
-                next_start_at,
-                stopped_by,
-                message,
-                config_changed,
-                cpu_pct,
-                rss_bytes,
-            } = r;
-            out.extend_from_slice(if self.rows == 0 { b"\n  {" } else { b",\n  {" });
-            self.rows += 1;
-            key(out, true, IN, "name");
-            text(out, name);
-            key(out, false, IN, "state");
-            text(out, state);
-            key(out, false, IN, "pid");
-            opt(out, pid.map(i64::from));
-            key(out, false, IN, "uptime_s");
-            match uptime_s {
-                Some(v) => float(out, *v),
-                None => out.extend_from_slice(b"null"),
-            }
-            key(out, false, IN, "restarts");
-            opt(out, Some(i64::from(*restarts)));
-            key(out, false, IN, "desired");
-            text(
-                out,
-                match desired {
-                    Desired::Running => "running",
-                    Desired::Stopped => "stopped",
-                },
-            );
-            key(out, false, IN, "last_exit");
-            match last_exit {
-                None => out.extend_from_slice(b"null"),
-                Some(ExitRecord {
-                    code,
-                    signal,
-                    at,
-                    uptime_s,
-                }) => {
-                    out.push(b'{');
-                    key(out, true, IN2, "code");
-                    opt(out, code.map(i64::from));
-                    key(out, false, IN2, "signal");
-                    opt_text(out, signal.as_deref());
-                    key(out, false, IN2, "at");
-                    text(out, at);
-                    key(out, false, IN2, "uptime_s");
-                    float(out, *uptime_s);
-                    out.extend_from_slice(b"\n    }");
-                }
-            }
-            key(out, false, IN, "auto_restart");
-            flag(out, *auto_restart);
-            key(out, false, IN, "duration_min");
-            float(out, *duration_min);
-            key(out, false, IN, "command");
-            text(out, command);
-            key(out, false, IN, "log");
-            text(out, log);
-            key(out, false, IN, "cwd");
-            opt_text(out, *cwd);
-            key(out, false, IN, "supervisor_pid");
-            opt(out, supervisor_pid.map(i64::from));
-            key(out, false, IN, "quick_crashes");
-            opt(out, Some(i64::from(*quick_crashes)));
-            key(out, false, IN, "next_start_at");
-            opt_text(out, *next_start_at);
-            key(out, false, IN, "stopped_by");
-            opt_text(out, *stopped_by);
-            key(out, false, IN, "message");
-            opt_text(out, message.as_deref());
-            key(out, false, IN, "config_changed");
-            flag(out, *config_changed);
-            key(out, false, IN, "cpu_pct");
-            match cpu_pct {
-                Some(v) => float(out, *v),
-                None => out.extend_from_slice(b"null"),
-            }
-            key(out, false, IN, "rss_bytes");
-            match rss_bytes {
-                Some(v) => {
-                    let _ = CompactFormatter.write_u64(out, *v);
-                }
-                None => out.extend_from_slice(b"null"),
-            }
-            out.extend_from_slice(b"\n  }");
+        // Every field named: a field added to `Row` does not compile here
+        // until it is written.
+        let Row {
+            name,
+            state,
+            pid,
+            uptime_s,
+            restarts,
+            desired,
+            last_exit,
+            auto_restart,
+            duration_min,
+            command,
+            log,
+            cwd,
+            supervisor_pid,
+            quick_crashes,
+            next_start_at,
+            stopped_by,
+            message,
+            config_changed,
+            cpu_pct,
+            rss_bytes,
+        } = r;
+        out.extend_from_slice(if self.rows == 0 { b"\n  {" } else { b",\n  {" });
+        self.rows += 1;
+        key(out, true, IN, "name");
+        text(out, name);
+        key(out, false, IN, "state");
+        text(out, state);
+        key(out, false, IN, "pid");
+        opt(out, pid.map(i64::from));
+        key(out, false, IN, "uptime_s");
+        match uptime_s {
+            Some(v) => float(out, *v),
+            None => out.extend_from_slice(b"null"),
         }
+        key(out, false, IN, "restarts");
+        opt(out, Some(i64::from(*restarts)));
+        key(out, false, IN, "desired");
+        text(
+            out,
+            match desired {
+                Desired::Running => "running",
+                Desired::Stopped => "stopped",
+            },
+        );
+        key(out, false, IN, "last_exit");
+        match last_exit {
+            None => out.extend_from_slice(b"null"),
+            Some(ExitRecord {
+                code,
+                signal,
+                at,
+                uptime_s,
+            }) => {
+                out.push(b'{');
+                key(out, true, IN2, "code");
+                opt(out, code.map(i64::from));
+                key(out, false, IN2, "signal");
+                opt_text(out, signal.as_deref());
+                key(out, false, IN2, "at");
+                text(out, at);
+                key(out, false, IN2, "uptime_s");
+                float(out, *uptime_s);
+                out.extend_from_slice(b"\n    }");
+            }
+        }
+        key(out, false, IN, "auto_restart");
+        flag(out, *auto_restart);
+        key(out, false, IN, "duration_min");
+        float(out, *duration_min);
+        key(out, false, IN, "command");
+        text(out, command);
+        key(out, false, IN, "log");
+        text(out, log);
+        key(out, false, IN, "cwd");
+        opt_text(out, *cwd);
+        key(out, false, IN, "supervisor_pid");
+        opt(out, supervisor_pid.map(i64::from));
+        key(out, false, IN, "quick_crashes");
+        opt(out, Some(i64::from(*quick_crashes)));
+        key(out, false, IN, "next_start_at");
+        opt_text(out, *next_start_at);
+        key(out, false, IN, "stopped_by");
+        opt_text(out, *stopped_by);
+        key(out, false, IN, "message");
+        opt_text(out, message.as_deref());
+        key(out, false, IN, "config_changed");
+        flag(out, *config_changed);
+        key(out, false, IN, "cpu_pct");
+        match cpu_pct {
+            Some(v) => float(out, *v),
+            None => out.extend_from_slice(b"null"),
+        }
+        key(out, false, IN, "rss_bytes");
+        match rss_bytes {
+            Some(v) => {
+                let _ = CompactFormatter.write_u64(out, *v);
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b"\n  }");
     }
 }
 
