@@ -181,11 +181,11 @@ impl Workspace {
         self.table[usize::from(write)]
             .get_or_init(|| {
                 let path = self.state_table_path();
-                let mut opts = fs::OpenOptions::new();
-                opts.read(true);
-                if write {
-                    opts.write(true).create(true).truncate(false);
+                if !write {
+                    return crate::fsutil::open_own_read_quietly(&path).ok();
                 }
+                let mut opts = fs::OpenOptions::new();
+                opts.read(true).write(true).create(true).truncate(false);
                 crate::fsutil::open_own(&path, &mut opts).ok()
             })
             .as_ref()

@@ -88,6 +88,38 @@ fn a_live_supervisors_record_is_what_the_listing_shows() {
 }
 
 #[test]
+fn a_listing_leaves_the_tables_access_time_alone() {
+    // Each read writing the table's atime made a listing's reads cost
+    // several times their copy.
+    let env = one_running();
+    let long_ago = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    let age = |path: &PathBuf| {
+        let f = fs::File::options().write(true).open(path).unwrap();
+        f.set_times(fs::FileTimes::new().set_accessed(long_ago))
+            .unwrap();
+    };
+    let accessed = |path: &PathBuf| fs::metadata(path).unwrap().accessed().unwrap();
+    // A plain read beside it writes the atime (relatime: it is older than
+    // the mtime), unless the filesystem is mounted noatime.
+    let plain = env.ws.join("plain");
+    fs::write(&plain, b"x").unwrap();
+    age(&plain);
+    fs::read(&plain).unwrap();
+    if accessed(&plain) == long_ago {
+        eprintln!("skipped: this filesystem does not write access times");
+        return;
+    }
+    let path = table_path(&env);
+    age(&path);
+    assert_eq!(listed(&env, "a")["state"], "running");
+    assert_eq!(
+        accessed(&path),
+        long_ago,
+        "the listing wrote the table's atime"
+    );
+}
+
+#[test]
 fn the_record_of_a_supervisor_that_is_gone_is_never_read() {
     let env = one_running();
     let sup = env.supervisor_pid("a");
