@@ -23,6 +23,11 @@ fn chown(path: &Path, uid: u32) {
     std::os::unix::fs::chown(path, Some(uid), Some(uid)).unwrap();
 }
 
+/// Whether the command `name` printed `line`, a whole line of its log.
+fn said(env: &Env, name: &str, line: &str) -> bool {
+    read(&env.log_path(name)).lines().any(|l| l == line)
+}
+
 fn code(out: &std::process::Output) -> i32 {
     out.status.code().unwrap_or(-1)
 }
@@ -171,10 +176,9 @@ while True:
     .unwrap();
     // The argument needs quoting: the command must still be exec'd without a shell.
     env.ok(&["run", "gr", "--", "python3", "graceful.py", "a b.txt"]);
-    assert!(wait_until(Duration::from_secs(10), || read(
-        &env.log_path("gr")
-    )
-    .contains("ready")));
+    assert!(wait_until(Duration::from_secs(10), || said(
+        &env, "gr", "ready"
+    )));
     let pid = env.pid_of("gr").unwrap();
     let cmdline = fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
     assert!(
@@ -203,10 +207,11 @@ fn stop_waits_for_the_group_when_the_shell_exits_first() {
         "sh -c 'trap \"sleep 1; echo child-done; exit 0\" TERM; echo up; while true; do sleep 0.1; done' & wait",
         &[],
     );
-    assert!(wait_until(Duration::from_secs(5), || read(
-        &env.log_path("shelled")
-    )
-    .contains("up")));
+    // The line the command prints once its trap is set (the log's
+    // "starting:" line holds the command's text, "echo up" included).
+    assert!(wait_until(Duration::from_secs(5), || said(
+        &env, "shelled", "up"
+    )));
     let began = Instant::now();
     let out = env.ok(&["stop", "shelled"]);
     assert!(began.elapsed() >= Duration::from_millis(900), "{out}");
