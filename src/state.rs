@@ -265,7 +265,7 @@ pub fn observe(ws: &Workspace, name: &str) -> Result<Observed> {
 /// without a look at `/proc` (which costs more than the rest of a row), and
 /// read from the state table while it holds its lock (see `table`).
 pub fn observe_quick(ws: &Workspace, name: &str) -> Result<Observed> {
-    if let Some(state) = ws.state_table(false).and_then(|t| table::read(t, name))
+    if let Some(state) = ws.state_table_to_read().and_then(|t| table::read(t, name))
         && supervisor_alive(ws, name)
     {
         return Ok(observe_known(ws, name, Some(state), false, Some(true)));

@@ -22,7 +22,7 @@ pub struct Workspace {
     /// lookup relative to it skips walking the whole path each time.
     run_fd: std::sync::Arc<std::sync::OnceLock<Option<std::os::fd::OwnedFd>>>,
     sup_lock: std::sync::Arc<std::sync::OnceLock<fs::File>>,
-    /// The state table, opened once: for reading, and for writing.
+    /// The state table, opened once: [to read, to write].
     table: std::sync::Arc<[std::sync::OnceLock<Option<fs::File>>; 2]>,
 }
 
@@ -174,20 +174,23 @@ impl Workspace {
         self.state_dir().join("states.table")
     }
 
-    /// The state table, opened once, never through a symlink, and only if
-    /// it is a regular file of ours: for writing (created if missing), or
-    /// for reading (`None` if missing).
-    pub fn state_table(&self, write: bool) -> Option<&fs::File> {
-        self.table[usize::from(write)]
+    /// The state table for writing, opened once (created if missing), never
+    /// through a symlink, and only if it is a regular file of ours.
+    pub fn state_table(&self) -> Option<&fs::File> {
+        self.table[1]
             .get_or_init(|| {
-                let path = self.state_table_path();
-                if !write {
-                    return crate::fsutil::open_own_read_quietly(&path).ok();
-                }
                 let mut opts = fs::OpenOptions::new();
                 opts.read(true).write(true).create(true).truncate(false);
-                crate::fsutil::open_own(&path, &mut opts).ok()
+                crate::fsutil::open_own(&self.state_table_path(), &mut opts).ok()
             })
+            .as_ref()
+    }
+
+    /// The state table for reading (`None` if missing), opened once as
+    /// `state_table` is, and without writing its access time.
+    pub fn state_table_to_read(&self) -> Option<&fs::File> {
+        self.table[0]
+            .get_or_init(|| crate::fsutil::open_own_read_quietly(&self.state_table_path()).ok())
             .as_ref()
     }
 

@@ -135,11 +135,17 @@ impl PrettyRows {
         PrettyRows { out, rows: 0 }
     }
 
-    /// The document. `None` only if it were not UTF-8, which it always is.
-    fn finish(mut self) -> Option<String> {
+    /// The document: for a program, printed as it is.
+    fn finish(mut self) -> Output {
         self.out
             .extend_from_slice(if self.rows == 0 { b"]" } else { b"\n]" });
-        String::from_utf8(self.out).ok()
+        // Always UTF-8: every piece is a `str` or serde_json's own output.
+        let json = String::from_utf8(self.out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        Output {
+            json,
+            ..Output::human(Vec::new())
+        }
     }
 
     fn push(&mut self, r: &Row) {
@@ -290,12 +296,12 @@ impl PrettyRows {
 
 /// `rows` written by `PrettyRows`.
 #[cfg(test)]
-fn pretty_rows(rows: &[Row]) -> Option<String> {
+fn pretty_rows(rows: &[Row]) -> String {
     let mut doc = PrettyRows::with_capacity(rows.len());
     for r in rows {
         doc.push(r);
     }
-    doc.finish()
+    doc.finish().json
 }
 
 /// The usage of each running row's tree: for one process, read from /proc
@@ -374,7 +380,7 @@ pub fn run(ws: &Workspace, only: &[String], as_json: bool) -> Result<Output> {
         for r in &arr {
             doc.push(r);
         }
-        return json_output(doc, || Output::new(Vec::new(), &arr));
+        return Ok(doc.finish());
     }
     if registry.is_empty() {
         return Ok(Output::human(vec![
@@ -425,23 +431,7 @@ fn listing_json(ws: &Workspace, registry: &Registry, names: &[String]) -> Result
             usage(&seen, names.len() == 1),
         ));
     }
-    json_output(doc, || {
-        let code = crate::error::EXIT_FAILURE;
-        let message = "cannot write the answer as JSON";
-        let doc = serde_json::json!({ "error": { "code": code, "message": message } });
-        Output::new(Vec::new(), doc).with_code(code)
-    })
-}
-
-/// The document written, or `otherwise`.
-fn json_output(doc: PrettyRows, otherwise: impl FnOnce() -> Output) -> Result<Output> {
-    Ok(match doc.finish() {
-        Some(json) => Output {
-            json,
-            ..Output::human(Vec::new())
-        },
-        None => otherwise(),
-    })
+    Ok(doc.finish())
 }
 
 /// One process's entry and what its state means now: looked at closely
@@ -758,7 +748,7 @@ mod tests {
                 })
                 .collect();
             let rows = rows_of(&owned, &exits);
-            let ours = pretty_rows(&rows).expect("UTF-8");
+            let ours = pretty_rows(&rows);
             prop_assert_eq!(ours, serde_json::to_string_pretty(&rows).unwrap());
         }
     }

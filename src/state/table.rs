@@ -379,7 +379,7 @@ pub fn read(table: &File, name: &str) -> Option<RunState> {
 /// state that cannot be copied (too long, or the table cannot be written)
 /// leaves no record of `name` behind, so readers go to the JSON.
 pub fn copy(ws: &Workspace, name: &str, state: &RunState) {
-    let Some(table) = ws.state_table(true) else {
+    let Some(table) = ws.state_table() else {
         return;
     };
     let written =
@@ -392,7 +392,7 @@ pub fn copy(ws: &Workspace, name: &str, state: &RunState) {
 /// Clears the record of `name`, if its slot holds one (another name's
 /// record in a shared slot is left alone).
 pub fn forget(ws: &Workspace, name: &str) {
-    if let Some(table) = ws.state_table(true) {
+    if let Some(table) = ws.state_table() {
         clear(table, name);
     }
 }
