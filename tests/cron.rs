@@ -116,12 +116,22 @@ fn real_cron_revives_a_dead_process() {
             .as_i64()
             .is_some_and(|p| p as i32 != cmd && alive(p as i32))
     });
-    let log = read(&env.ws.join(".process-guardian/logs/healthcheck.log"));
+    let elapsed = t.elapsed();
+    // The healthcheck prints its report (cron appends it to the log) after
+    // the revival it reports, so the new pid is seen before the line is there.
+    let log_path = env.ws.join(".process-guardian/logs/healthcheck.log");
+    let logged = wait_until(Duration::from_secs(10), || {
+        read(&log_path).contains("revived cron-kept")
+    });
+    let log = read(&log_path);
     ok(&["cron", "uninstall"]);
     assert!(
         revived,
         "not revived by cron within 130 s; healthcheck.log:\n{log}"
     );
-    eprintln!("revived by cron after {:?}", t.elapsed());
-    assert!(log.contains("revived cron-kept"), "{log}");
+    eprintln!("revived by cron after {elapsed:?}");
+    assert!(
+        logged,
+        "no report of the revival in healthcheck.log:\n{log}"
+    );
 }
