@@ -151,13 +151,22 @@ impl PrettyRows {
     fn push(&mut self, r: &Row) {
         use serde_json::ser::{CompactFormatter, Formatter};
         let out = &mut self.out;
-        let key = |out: &mut Vec<u8>, first: bool, indent: &str, key: &str| {
-            out.extend_from_slice(if first { b"\n" } else { b",\n" });
-            out.extend_from_slice(indent.as_bytes());
-            out.push(b'"');
-            out.extend_from_slice(key.as_bytes());
-            out.extend_from_slice(b"\": ");
-        };
+        // A key with what comes before it, one literal: `first` of its
+        // object or not, at the row's depth or inside `last_exit` (`in2`).
+        macro_rules! key {
+            (first, $k:literal) => {
+                out.extend_from_slice(concat!("\n    \"", $k, "\": ").as_bytes())
+            };
+            ($k:literal) => {
+                out.extend_from_slice(concat!(",\n    \"", $k, "\": ").as_bytes())
+            };
+            (in2 first, $k:literal) => {
+                out.extend_from_slice(concat!("\n      \"", $k, "\": ").as_bytes())
+            };
+            (in2 $k:literal) => {
+                out.extend_from_slice(concat!(",\n      \"", $k, "\": ").as_bytes())
+            };
+        }
         let text = |out: &mut Vec<u8>, s: &str| {
             if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
                 out.push(b'"');
@@ -186,8 +195,6 @@ impl PrettyRows {
         };
         let flag =
             |out: &mut Vec<u8>, v: bool| out.extend_from_slice(if v { b"true" } else { b"false" });
-        const IN: &str = "    ";
-        const IN2: &str = "      ";
         // Every field named: a field added to `Row` does not compile here
         // until it is written.
         let Row {
@@ -214,20 +221,20 @@ impl PrettyRows {
         } = r;
         out.extend_from_slice(if self.rows == 0 { b"\n  {" } else { b",\n  {" });
         self.rows += 1;
-        key(out, true, IN, "name");
+        key!(first, "name");
         text(out, name);
-        key(out, false, IN, "state");
+        key!("state");
         text(out, state);
-        key(out, false, IN, "pid");
+        key!("pid");
         opt(out, pid.map(i64::from));
-        key(out, false, IN, "uptime_s");
+        key!("uptime_s");
         match uptime_s {
             Some(v) => float(out, *v),
             None => out.extend_from_slice(b"null"),
         }
-        key(out, false, IN, "restarts");
+        key!("restarts");
         opt(out, Some(i64::from(*restarts)));
-        key(out, false, IN, "desired");
+        key!("desired");
         text(
             out,
             match desired {
@@ -235,7 +242,7 @@ impl PrettyRows {
                 Desired::Stopped => "stopped",
             },
         );
-        key(out, false, IN, "last_exit");
+        key!("last_exit");
         match last_exit {
             None => out.extend_from_slice(b"null"),
             Some(ExitRecord {
@@ -245,45 +252,45 @@ impl PrettyRows {
                 uptime_s,
             }) => {
                 out.push(b'{');
-                key(out, true, IN2, "code");
+                key!(in2 first, "code");
                 opt(out, code.map(i64::from));
-                key(out, false, IN2, "signal");
+                key!(in2 "signal");
                 opt_text(out, signal.as_deref());
-                key(out, false, IN2, "at");
+                key!(in2 "at");
                 text(out, at);
-                key(out, false, IN2, "uptime_s");
+                key!(in2 "uptime_s");
                 float(out, *uptime_s);
                 out.extend_from_slice(b"\n    }");
             }
         }
-        key(out, false, IN, "auto_restart");
+        key!("auto_restart");
         flag(out, *auto_restart);
-        key(out, false, IN, "duration_min");
+        key!("duration_min");
         float(out, *duration_min);
-        key(out, false, IN, "command");
+        key!("command");
         text(out, command);
-        key(out, false, IN, "log");
+        key!("log");
         text(out, log);
-        key(out, false, IN, "cwd");
+        key!("cwd");
         opt_text(out, *cwd);
-        key(out, false, IN, "supervisor_pid");
+        key!("supervisor_pid");
         opt(out, supervisor_pid.map(i64::from));
-        key(out, false, IN, "quick_crashes");
+        key!("quick_crashes");
         opt(out, Some(i64::from(*quick_crashes)));
-        key(out, false, IN, "next_start_at");
+        key!("next_start_at");
         opt_text(out, *next_start_at);
-        key(out, false, IN, "stopped_by");
+        key!("stopped_by");
         opt_text(out, *stopped_by);
-        key(out, false, IN, "message");
+        key!("message");
         opt_text(out, message.as_deref());
-        key(out, false, IN, "config_changed");
+        key!("config_changed");
         flag(out, *config_changed);
-        key(out, false, IN, "cpu_pct");
+        key!("cpu_pct");
         match cpu_pct {
             Some(v) => float(out, *v),
             None => out.extend_from_slice(b"null"),
         }
-        key(out, false, IN, "rss_bytes");
+        key!("rss_bytes");
         match rss_bytes {
             Some(v) => {
                 let _ = CompactFormatter.write_u64(out, *v);
