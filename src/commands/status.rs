@@ -425,8 +425,8 @@ const PARALLEL_FROM: usize = 500;
 fn listing_json(ws: &Workspace, registry: &Registry, names: &[String]) -> Result<Output> {
     let logs = logs_prefix(ws);
     let mut doc = PrettyRows::with_capacity(names.len());
-    for n in names {
-        let (entry, seen) = observe_one(ws, registry, n, names.len() == 1)?;
+    for (at, n) in names.iter().enumerate() {
+        let (entry, seen) = observe_one(ws, registry, at, n, names.len() == 1)?;
         if let Err(why) = &entry {
             eprintln!("process-guardian: {n}: {why}");
         }
@@ -443,13 +443,15 @@ fn listing_json(ws: &Workspace, registry: &Registry, names: &[String]) -> Result
 
 /// One process's entry and what its state means now: looked at closely
 /// (`close`), or trusting a live supervisor's record, as a listing does.
+/// `at`: where `n` is likely to be in the registry's order.
 fn observe_one(
     ws: &Workspace,
     registry: &Registry,
+    at: usize,
     n: &str,
     close: bool,
 ) -> Result<(Checked, Observed)> {
-    let entry = match registry.get(n) {
+    let entry = match registry.get_listed(at, n) {
         Ok(Some(e)) => Ok(e),
         Ok(None) => {
             return Err(registry
@@ -475,25 +477,34 @@ pub fn observe_all(
     names: &[String],
 ) -> Result<Vec<(String, Checked, Observed)>> {
     // One name is looked at closely; a listing trusts live supervisors.
-    let one = |n: &String| -> Result<(String, Checked, Observed)> {
-        let (entry, seen) = observe_one(ws, registry, n, names.len() == 1)?;
+    let one = |(at, n): (usize, &String)| -> Result<(String, Checked, Observed)> {
+        let (entry, seen) = observe_one(ws, registry, at, n, names.len() == 1)?;
         Ok((n.clone(), entry, seen))
     };
     // Asked only for a long list: the answer costs three /proc and /sys reads.
     if names.len() < PARALLEL_FROM {
-        return names.iter().map(one).collect();
+        return names.iter().enumerate().map(one).collect();
     }
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
     if threads < 2 {
-        return names.iter().map(one).collect();
+        return names.iter().enumerate().map(one).collect();
     }
     let chunk = names.len().div_ceil(threads);
     std::thread::scope(|s| {
         let handles: Vec<_> = names
             .chunks(chunk)
-            .map(|part| s.spawn(move || part.iter().map(one).collect::<Result<Vec<_>>>()))
+            .enumerate()
+            .map(|(k, part)| {
+                s.spawn(move || {
+                    let first = k * chunk;
+                    part.iter()
+                        .enumerate()
+                        .map(|(j, n)| one((first + j, n)))
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
             .collect();
         let mut rows = Vec::with_capacity(names.len());
         for h in handles {

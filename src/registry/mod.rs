@@ -35,13 +35,15 @@ pub struct Registry {
 #[derive(Debug, Clone)]
 enum Body {
     /// As read: the text, each entry's name and value located in it (file
-    /// order), and those indices sorted by name. An entry is parsed when
-    /// asked for: a listing of a hundred parsed each value into a tree
-    /// first, a third of `status`'s instructions.
+    /// order), and those indices sorted by name, sorted the first time a
+    /// name is looked up (a listing goes in file order and never needs
+    /// them). An entry is parsed when asked for: a listing of a hundred
+    /// parsed each value into a tree first, a third of `status`'s
+    /// instructions.
     Text {
         text: String,
         entries: Vec<(Range<usize>, Range<usize>)>,
-        by_name: Vec<usize>,
+        by_name: std::sync::OnceLock<Vec<usize>>,
     },
     /// As a map, for a change: unknown content survives the rewrite.
     Map(Map<String, Value>),
@@ -153,14 +155,12 @@ impl Registry {
 
     fn parse(path: PathBuf, text: &str) -> Result<Registry> {
         if let Some(entries) = scan::scan(text, true) {
-            let mut by_name: Vec<usize> = (0..entries.len()).collect();
-            by_name.sort_unstable_by_key(|&i| &text[entries[i].0.clone()]);
             return Ok(Registry {
                 path,
                 body: Body::Text {
                     text: text.to_string(),
                     entries,
-                    by_name,
+                    by_name: std::sync::OnceLock::new(),
                 },
             });
         }
@@ -218,10 +218,27 @@ impl Registry {
         else {
             return None;
         };
+        let by_name = by_name.get_or_init(|| {
+            let mut sorted: Vec<usize> = (0..entries.len()).collect();
+            sorted.sort_unstable_by_key(|&i| &text[entries[i].0.clone()]);
+            sorted
+        });
         let at = by_name
             .binary_search_by(|&i| text[entries[i].0.clone()].cmp(name))
             .ok()?;
         Some(&text[entries[by_name[at]].1.clone()])
+    }
+
+    /// The text of `name`'s value, looked for first at `at`, its place in
+    /// file order as `names` gives it.
+    fn raw_at(&self, at: usize, name: &str) -> Option<&str> {
+        if let Body::Text { text, entries, .. } = &self.body
+            && let Some((n, v)) = entries.get(at)
+            && text.get(n.clone()) == Some(name)
+        {
+            return text.get(v.clone());
+        }
+        self.raw(name)
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -260,10 +277,25 @@ impl Registry {
     /// The typed and validated entry of `name`, or `None` when it is not
     /// registered; an invalid entry is an error for that name alone.
     pub fn get(&self, name: &str) -> Result<Option<Entry>> {
+        self.entry(name, || self.raw(name))
+    }
+
+    /// `get` of the name at `at` in file order (as `names` lists them), for
+    /// a listing that goes through them in that order: no lookup by name.
+    pub fn get_listed(&self, at: usize, name: &str) -> Result<Option<Entry>> {
+        self.entry(name, || self.raw_at(at, name))
+    }
+
+    /// `name`'s entry, its text found by `raw` when held as text.
+    fn entry<'a>(
+        &'a self,
+        name: &str,
+        raw: impl FnOnce() -> Option<&'a str>,
+    ) -> Result<Option<Entry>> {
         let parsed;
         let v = match &self.body {
             Body::Text { .. } => {
-                let Some(raw) = self.raw(name) else {
+                let Some(raw) = raw() else {
                     return Ok(None);
                 };
                 if let Ok(entry) = serde_json::from_str::<Entry>(raw) {
