@@ -504,9 +504,7 @@ fn spawn_child(child: &mut Child) -> std::io::Result<i32> {
         unsafe {
             let c = &mut *(arg as *mut Child);
             let failed = |c: &mut Child| -> libc::c_int {
-                let errno = *libc::__errno_location();
-                // Never 0, which would read as success.
-                c.err = if errno > 0 { errno } else { libc::EIO };
+                c.err = *libc::__errno_location();
                 libc::_exit(127)
             };
             if libc::setpgid(0, 0) != 0 {
