@@ -3,8 +3,9 @@
 # `healthcheck` of 100, `start` and `stop` run, most instructions first, as
 # callgrind counts them in an unstripped build of the release profile (the
 # supervisor is not in it: run under valgrind it does not exit in time to
-# write its profile; the start-up code it shares with the commands is). scripts/static-build.sh
-# hands the list to the linker (lld's --symbol-ordering-file), which lays
+# write its profile; the start-up code it shares with the commands is).
+# scripts/static-build.sh hands the list to the linker (lld's
+# --symbol-ordering-file), which lays
 # those functions out together: a process then faults in fewer 64 KiB
 # windows of code (a fault costs microseconds here, and every start execs
 # two of our processes).
@@ -18,16 +19,17 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 command -v valgrind >/dev/null || { echo "needs valgrind: apt-get install -y valgrind" >&2; exit 1; }
 target="$(mktemp -d /tmp/pg-hot-target.XXXXXX)"
 work="$(mktemp -d /tmp/pg-hot.XXXXXX)"
-bin="$(CARGO_PROFILE_RELEASE_STRIP=false CARGO_TARGET_DIR="$target" PG_NO_SYMBOL_ORDER=1 scripts/static-build.sh)"
-export PROCESS_GUARDIAN_ALERT_DIR="$work/alerts"
-mkdir -p "$work/many" "$work/one" "$PROCESS_GUARDIAN_ALERT_DIR"
+bin=""
 cleanup() {
     for ws in "$work/many" "$work/one"; do
-        PROCESS_GUARDIAN_WORKSPACE="$ws" "$bin" stop --all >/dev/null 2>&1 || true
+        [ -n "$bin" ] && PROCESS_GUARDIAN_WORKSPACE="$ws" "$bin" stop --all >/dev/null 2>&1
     done
     rm -rf "$work" "$target"
 }
 trap cleanup EXIT
+bin="$(CARGO_PROFILE_RELEASE_STRIP=false CARGO_TARGET_DIR="$target" PG_NO_SYMBOL_ORDER=1 scripts/static-build.sh)"
+export PROCESS_GUARDIAN_ALERT_DIR="$work/alerts"
+mkdir -p "$work/many" "$work/one" "$PROCESS_GUARDIAN_ALERT_DIR"
 cg() { valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/cg.%p.out" "$@" >/dev/null 2>&1; }
 
 export PROCESS_GUARDIAN_WORKSPACE="$work/many"

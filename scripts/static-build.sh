@@ -14,8 +14,8 @@
 # PG_PIE=1 builds a static-PIE instead.
 #
 # On x86_64 Linux, where rustc links with its own lld, the functions our
-# commands and the supervisor run (scripts/hot-symbols.txt, made by
-# scripts/hot-symbols.sh) are laid out together: fewer code pages to fault
+# commands run (scripts/hot-symbols.txt, made by scripts/hot-symbols.sh;
+# the supervisor shares their start-up) are laid out together: fewer code pages to fault
 # in at each exec. A build with the list that fails is done again without
 # it (a linker other than lld). PG_NO_SYMBOL_ORDER=1 leaves it out.
 set -euo pipefail
