@@ -22,7 +22,7 @@ work="$(mktemp -d /tmp/pg-hot.XXXXXX)"
 bin=""
 cleanup() {
     for ws in "$work/many" "$work/one"; do
-        [ -n "$bin" ] && PROCESS_GUARDIAN_WORKSPACE="$ws" "$bin" stop --all >/dev/null 2>&1
+        [ -n "$bin" ] && { PROCESS_GUARDIAN_WORKSPACE="$ws" "$bin" stop --all >/dev/null 2>&1 || true; }
     done
     rm -rf "$work" "$target"
 }
