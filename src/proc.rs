@@ -284,25 +284,56 @@ pub fn is_supervisor(pid: i32) -> bool {
 
 /// Every live descendant of `roots` (the roots excluded), with its parent,
 /// leaving out the subtrees of `prune`. Zombies are dead and left out.
+///
+/// A process that dies while the walk is under way hands its children to
+/// the subreaper, a root here, before it shows as dead: the walk may have
+/// read the root's children before they came and the dead one's after they
+/// left. So the roots' children are read again once the walk is done, and
+/// any that came meanwhile are walked too, until none came (a few rounds at
+/// most: a tree that keeps dying under the walk is caught by the next one).
 pub fn descendants(roots: &[i32], prune: &[i32]) -> Vec<(i32, i32)> {
+    walk(roots, prune, |_| {})
+}
+
+/// `descendants`, calling `after_read` with each process whose children it
+/// has just read: a test makes the race happen there.
+fn walk(roots: &[i32], prune: &[i32], mut after_read: impl FnMut(i32)) -> Vec<(i32, i32)> {
     let mut out = Vec::new();
     let mut todo: Vec<i32> = roots.to_vec();
+    let mut seen = std::collections::HashSet::new();
     // A bound on the walk, so that a fork bomb cannot keep it going for ever.
     let mut budget = 100_000usize;
-    while let Some(parent) = todo.pop() {
-        for child in children_of(parent) {
-            budget = budget.saturating_sub(1);
-            if budget == 0 {
-                return out;
-            }
-            if prune.contains(&child) {
-                continue;
-            }
-            todo.push(child);
-            if stat(child).is_some_and(|s| !s.is_dead()) {
-                out.push((child, parent));
+    for _ in 0..4 {
+        while let Some(parent) = todo.pop() {
+            let children = children_of(parent);
+            after_read(parent);
+            for child in children {
+                budget = budget.saturating_sub(1);
+                if budget == 0 {
+                    return out;
+                }
+                if prune.contains(&child) || !seen.insert(child) {
+                    continue;
+                }
+                todo.push(child);
+                if stat(child).is_some_and(|s| !s.is_dead()) {
+                    out.push((child, parent));
+                }
             }
         }
+        let came: Vec<i32> = roots
+            .iter()
+            .filter(|r| {
+                children_of(**r)
+                    .iter()
+                    .any(|c| !seen.contains(c) && !prune.contains(c))
+            })
+            .copied()
+            .collect();
+        if came.is_empty() {
+            break;
+        }
+        todo = came;
     }
     out
 }
@@ -783,6 +814,60 @@ mod tests {
     use super::*;
 
     static WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+    /// The race the walk guards against, made to happen: the command dies
+    /// right after the walk read the supervisor's children, handing its own
+    /// child to the supervisor (a subreaper). Run in a process of its own,
+    /// the test binary again, which becomes the subreaper.
+    #[test]
+    fn the_walk_finds_a_child_handed_over_while_it_walks() {
+        const HELPER: &str = "PROCESS_GUARDIAN_TEST_SUBREAPER";
+        let me = rustix::process::getpid().as_raw_nonzero().get();
+        if std::env::var_os(HELPER).is_none() {
+            let name = "proc::tests::the_walk_finds_a_child_handed_over_while_it_walks";
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", name, "--nocapture", "--test-threads=1"])
+                .env(HELPER, "1")
+                .output()
+                .unwrap();
+            let said = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success() && said.contains("1 passed"), "{said}");
+            return;
+        }
+        become_subreaper().unwrap();
+        let mut command = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & echo $!; wait"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(command.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let sleep: i32 = line.trim().parse().unwrap();
+        let leader = i32::try_from(command.id()).unwrap();
+        let mut killed = false;
+        let found = walk(&[me], &[], |parent| {
+            if parent == me && !killed {
+                killed = true;
+                let pid = Pid::from_raw(leader).unwrap();
+                rustix::process::kill_process(pid, Signal::KILL).unwrap();
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while stat(sleep).is_some_and(|s| s.ppid != me) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        });
+        let pid = Pid::from_raw(sleep).unwrap();
+        rustix::process::kill_process(pid, Signal::KILL).unwrap();
+        command.wait().unwrap();
+        rustix::process::waitpid(Some(pid), WaitOptions::empty()).unwrap();
+        assert!(killed);
+        assert!(found.contains(&(sleep, me)), "{found:?}");
+        assert!(!found.iter().any(|(p, _)| *p == leader), "{found:?}");
+    }
 
     #[test]
     fn the_stack_is_released_within_its_own_mapping_only() {

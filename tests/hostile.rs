@@ -220,6 +220,30 @@ fn stop_waits_for_the_group_when_the_shell_exits_first() {
     assert!(out.contains("SIGTERM"), "{out}");
 }
 
+#[test]
+fn stop_sees_children_handed_over_while_it_walks_the_tree() {
+    let env = Env::new();
+    // Twenty middle shells die on TERM while the supervisor walks the tree;
+    // each hands a child that traps TERM (and takes a second) to the
+    // supervisor as it dies. A walk that read the supervisor's children
+    // before they came and a dead middle's after they left saw an empty
+    // tree, and stop returned at once. (That interleaving is rare here; the
+    // unit test in proc.rs makes it happen.)
+    let inner = r#"trap \"sleep 1; echo done >> done; exit 0\" TERM; echo up >> up; while :; do sleep 0.1; done"#;
+    let command = format!("for i in $(seq 20); do sh -c 'sh -c \"{inner}\" & wait' & done; wait");
+    let pid = env.launch("handed", &command, &[]);
+    let up = env.ws.join("up");
+    assert!(wait_until(Duration::from_secs(10), || read(&up)
+        .lines()
+        .count()
+        == 20));
+    let began = Instant::now();
+    let out = env.ok(&["stop", "handed"]);
+    assert!(began.elapsed() >= Duration::from_millis(900), "{out}");
+    assert_eq!(read(&env.ws.join("done")).lines().count(), 20, "{out}");
+    assert!(!alive(pid));
+}
+
 fn fifty_setsid_grandchildren_die_with_stop(command: &str) {
     let env = Env::new();
     let pid = env.launch("scatter", command, &[]);
