@@ -541,7 +541,7 @@ pub fn reap(which: Option<i32>) -> Option<Reaped> {
 }
 
 /// Waits, at most `limit`, until `pid` has finished loading the program it
-/// exec'd: until its command line is in place. posix_spawn returns once
+/// exec'd: until its command line is in place. A vfork-style spawn returns once
 /// the exec can no longer fail back to the caller, which is a moment
 /// before the kernel has mapped the new program and set out its arguments;
 /// a `ps` in that moment shows the process with no command line. A process
