@@ -61,6 +61,65 @@ pub fn whole_command() -> clap::Command {
         })
 }
 
+/// The command lines run most often (by scripts, cron and agents), parsed
+/// without clap: `[--json] [--workspace DIR] COMMAND [NAME...]` for
+/// `status`, `start`, `stop`, `restart` and `healthcheck`, each of `--json`
+/// and `--workspace DIR` at most once and anywhere, each NAME UTF-8 and not
+/// starting with `-`. `None` for anything else (any other option, help,
+/// version, `--`, a repeated flag), which clap parses as before. Building
+/// clap's parser cost a `status --json` of 100 about a twelfth of its time
+/// (17 of its 87 page faults, 120 000 instructions). A property test holds
+/// this parse equal to clap's on every line it accepts.
+pub fn parse_plain(args: &[std::ffi::OsString]) -> Option<Cli> {
+    let mut json = false;
+    let mut workspace: Option<PathBuf> = None;
+    let mut command: Option<&str> = None;
+    let mut names = Vec::new();
+    let mut words = args.get(1..)?.iter();
+    while let Some(word) = words.next() {
+        if word == "--workspace" {
+            let dir = words.next()?;
+            if workspace.is_some() || dir.is_empty() || dir.as_encoded_bytes()[0] == b'-' {
+                return None;
+            }
+            workspace = Some(PathBuf::from(dir));
+            continue;
+        }
+        let word = word.to_str()?;
+        if word == "--json" && !json {
+            json = true;
+        } else if word.is_empty() || word.starts_with('-') {
+            return None;
+        } else if command.is_none() {
+            command = Some(word);
+        } else {
+            names.push(word.to_string());
+        }
+    }
+    let command = match command? {
+        "status" => Cmd::Status { names },
+        "healthcheck" if names.is_empty() => Cmd::Healthcheck { only: None },
+        "start" if !names.is_empty() => Cmd::Start {
+            names,
+            all: false,
+            wait: None,
+            wait_ready: None,
+        },
+        "stop" if !names.is_empty() => Cmd::Stop {
+            names,
+            all: false,
+            timeout: None,
+        },
+        "restart" if !names.is_empty() => Cmd::Restart { names, all: false },
+        _ => return None,
+    };
+    Some(Cli {
+        workspace,
+        json,
+        command,
+    })
+}
+
 /// What NAME is, for every subcommand's help.
 pub const NAME_HELP: &str = "The process's name in the registry: letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit";
 
@@ -437,6 +496,85 @@ mod tests {
         cmd.get_subcommands()
             .map(|s| s.get_name().to_string())
             .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        /// Every command line `parse_plain` accepts, clap parses the same way;
+        /// and the plain ones it is there for, it does accept.
+        #[test]
+        fn the_plain_parse_agrees_with_clap(
+            words in proptest::collection::vec(proptest::sample::select(vec![
+                "status", "start", "stop", "restart", "healthcheck", "help", "logs",
+                "--json", "--json", "--workspace", "/tmp/w s", "-", "--", "--all",
+                "--wait", "3", "-h", "--help", "--version", "-V", "--only", "web",
+                "my-bot", "", "-1", "--json=true", "--workspace=/x", "a.b_c",
+            ]), 0..6)
+        ) {
+            let args: Vec<std::ffi::OsString> = std::iter::once("process-guardian")
+                .chain(words.iter().copied())
+                .map(Into::into)
+                .collect();
+            if let Some(plain) = parse_plain(&args) {
+                let clap = Cli::try_parse_from(&args);
+                proptest::prop_assert!(clap.is_ok(), "{words:?}: clap refused it");
+                proptest::prop_assert_eq!(
+                    format!("{plain:?}"),
+                    format!("{:?}", clap.unwrap()),
+                    "{:?}",
+                    words
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_plain_parse_takes_the_lines_it_is_for() {
+        let take = |line: &str| {
+            let args: Vec<std::ffi::OsString> =
+                line.split(' ').map(std::ffi::OsString::from).collect();
+            parse_plain(&args).map(|c| format!("{c:?}"))
+        };
+        for line in [
+            "pg status",
+            "pg status --json",
+            "pg --json status a b",
+            "pg start web",
+            "pg stop web worker --json",
+            "pg restart web",
+            "pg --workspace /srv/app healthcheck",
+            "pg healthcheck --workspace /srv/app --json",
+        ] {
+            assert!(take(line).is_some(), "{line}");
+        }
+        for line in [
+            "pg",
+            "pg start",
+            "pg stop --all",
+            "pg healthcheck web",
+            "pg status --json --json",
+            "pg status -- a",
+            "pg --workspace",
+            "pg --workspace --json status",
+            "pg logs web",
+            "pg help status",
+        ] {
+            assert_eq!(take(line), None, "{line}");
+        }
+        // Non-UTF-8 names are clap's to refuse; a non-UTF-8 workspace is a path.
+        use std::os::unix::ffi::OsStringExt;
+        let odd = std::ffi::OsString::from_vec(vec![b'w', 0xff]);
+        let args = |w: &std::ffi::OsString, name: &std::ffi::OsString| {
+            [
+                "pg".into(),
+                "--workspace".into(),
+                w.clone(),
+                "status".into(),
+                name.clone(),
+            ]
+        };
+        assert!(parse_plain(&args(&odd, &"a".into())).is_some());
+        assert!(parse_plain(&args(&"w".into(), &odd)).is_none());
     }
 
     #[test]

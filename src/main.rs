@@ -54,7 +54,8 @@ fn command_line(args: &[OsString]) -> i32 {
         .skip(1)
         .take_while(|a| *a != "--")
         .any(|a| a == "--json");
-    let cli = match cli::Cli::try_parse_from(args) {
+    let parsed = cli::parse_plain(args).map_or_else(|| cli::Cli::try_parse_from(args), Ok);
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() {
