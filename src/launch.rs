@@ -136,7 +136,7 @@ pub fn spawn_supervisor(
     if status != Some(0) {
         return Err(Error::Failed("could not fork the supervisor".into()));
     }
-    let text = read_with_deadline(File::from(read_end), READY_TIMEOUT)?;
+    let text = read_line_with_deadline(File::from(read_end), READY_TIMEOUT)?;
     parse_ready(&text).ok_or_else(|| {
         Error::Failed(format!(
             "the supervisor of {name:?} ended without reporting; see {}",
@@ -301,8 +301,10 @@ fn pipe_cloexec() -> Result<(OwnedFd, OwnedFd)> {
         .map_err(|e| Error::io("create", "a pipe", e.into()))
 }
 
-/// Reads until EOF or until `timeout` passes.
-fn read_with_deadline(mut f: File, timeout: Duration) -> Result<String> {
+/// Reads the supervisor's one line: until its newline, EOF or `timeout`.
+/// Not until EOF alone: the supervisor closes the pipe a moment after it
+/// writes, and a wait for that was one more wake-up of the caller.
+fn read_line_with_deadline(mut f: File, timeout: Duration) -> Result<String> {
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
     let mut buf = [0u8; 512];
@@ -319,7 +321,12 @@ fn read_with_deadline(mut f: File, timeout: Duration) -> Result<String> {
         }
         match f.read(&mut buf) {
             Ok(0) => return Ok(String::from_utf8_lossy(&out).into_owned()),
-            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                if out.ends_with(b"\n") {
+                    return Ok(String::from_utf8_lossy(&out).into_owned());
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(Error::io("read from", "the supervisor", e)),
         }
