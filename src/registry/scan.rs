@@ -40,10 +40,12 @@ pub(super) fn scan(text: &str, nested: bool) -> Option<Vec<(Range<usize>, Range<
     }
     s.i += 1;
     let mut entries: Vec<(Range<usize>, Range<usize>)> = Vec::new();
-    // Sized for entries of about a hundred bytes, so it seldom grows;
-    // never more than 65 536 up front, whatever the file.
+    // Sized for entries of 64 bytes or more (`register` writes about 80
+    // for a short command), so it does not grow: a growth rehashes every
+    // name so far (a tenth of the scan of a thousand); never more than
+    // 65 536 up front, whatever the file.
     let mut names: HashSet<&[u8], Fnv> =
-        HashSet::with_capacity_and_hasher((text.len() / 128).min(1 << 16), Fnv);
+        HashSet::with_capacity_and_hasher((text.len() / 64).min(1 << 16), Fnv);
     s.ws();
     if s.peek()? == b'}' {
         s.i += 1;
