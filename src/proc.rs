@@ -232,6 +232,16 @@ impl AsFd for PidFd {
     }
 }
 
+/// Whether this system lets a process open pidfds (Linux 5.3 and later,
+/// unless a seccomp profile refuses `pidfd_open`): every signal to and wait
+/// on another process goes through one, and without them a running process
+/// would look gone.
+pub fn pidfds_available() -> io::Result<()> {
+    rustix::process::pidfd_open(rustix::process::getpid(), PidfdFlags::empty())
+        .map(drop)
+        .map_err(io::Error::from)
+}
+
 fn pidfd(pid: i32) -> Option<OwnedFd> {
     rustix::process::pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok()
 }

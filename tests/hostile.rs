@@ -872,3 +872,84 @@ fn closed_stdio_is_opened_on_dev_null() {
     assert!(wait_child(&mut waiter, Duration::from_secs(20)).success());
     env.ok(&["stop", "c"]);
 }
+
+/// Runs `cmd` with `pidfd_open` refused (ENOSYS), as on a kernel before 5.3
+/// or under a seccomp profile that blocks it.
+fn without_pidfds(cmd: &mut std::process::Command) {
+    // SAFETY: between fork and exec the closure makes two prctl calls on
+    // data it owns on its stack: async-signal-safe, no allocation.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut filter = [
+                libc::sock_filter {
+                    code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+                    jt: 0,
+                    jf: 0,
+                    k: 0, // seccomp_data.nr
+                },
+                libc::sock_filter {
+                    code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+                    jt: 0,
+                    jf: 1,
+                    k: libc::SYS_pidfd_open as u32,
+                },
+                libc::sock_filter {
+                    code: (libc::BPF_RET | libc::BPF_K) as u16,
+                    jt: 0,
+                    jf: 0,
+                    k: libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+                },
+                libc::sock_filter {
+                    code: (libc::BPF_RET | libc::BPF_K) as u16,
+                    jt: 0,
+                    jf: 0,
+                    k: libc::SECCOMP_RET_ALLOW,
+                },
+            ];
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_mut_ptr(),
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn without_pidfds_stop_refuses_and_the_process_runs_on() {
+    let env = Env::new();
+    let pid = env.launch("kept", "sleep 1000", &[]);
+    // Every process would look gone: stop said "stopped", exit 0, and left
+    // the supervisor and its command running.
+    for args in [&["stop", "kept"][..], &["healthcheck"], &["start", "kept"]] {
+        let mut cmd = env.cmd(args);
+        without_pidfds(&mut cmd);
+        let out = run_with_deadline(cmd, Duration::from_secs(60));
+        assert_eq!(code(&out), 1, "{args:?}: {}", stdout(&out));
+        assert!(stderr(&out).contains("pidfd"), "{}", stderr(&out));
+    }
+    // doctor says so, and what to do.
+    let mut cmd = env.cmd(&["doctor", "--json"]);
+    without_pidfds(&mut cmd);
+    let out = run_with_deadline(cmd, Duration::from_secs(60));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "pidfds")
+        .cloned()
+        .unwrap();
+    assert_eq!(check["ok"], false, "{check}");
+    assert!(check["fix"].as_str().unwrap().contains("5.3"), "{check}");
+    assert!(alive(pid));
+    let st = env.status_of("kept");
+    assert_eq!(st["state"], "running", "{st}");
+    env.ok(&["stop", "kept"]);
+    assert!(!alive(pid));
+}

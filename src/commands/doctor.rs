@@ -48,6 +48,7 @@ pub fn run(ws: &Workspace) -> Result<Output> {
             "workspace",
             format!("{}: yours, writable by you alone", ws.root().display()),
         ),
+        pidfds(),
         backstop(ws),
         last_healthcheck(ws),
         logind(),
@@ -76,6 +77,21 @@ pub fn run(ws: &Workspace) -> Result<Output> {
     });
     let json = serde_json::json!({ "ok": all_ok, "checks": checks });
     Ok(Output::new(human, json).with_code(if all_ok { 0 } else { 1 }))
+}
+
+/// Whether processes can be acted on at all: every signal and wait goes
+/// through a pidfd.
+fn pidfds() -> Check {
+    match crate::proc::pidfds_available() {
+        Ok(()) => ok("pidfds", "pidfd_open works here".into()),
+        Err(e) => warn(
+            "pidfds",
+            format!(
+                "pidfd_open fails here ({e}): start, stop, restart and healthcheck refuse to run"
+            ),
+            "use Linux 5.3 or later, and a container seccomp profile that allows pidfd_open".into(),
+        ),
+    }
 }
 
 /// The second line of defence: a running cron daemon with our lines, or

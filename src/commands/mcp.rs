@@ -178,6 +178,9 @@ struct AlertsArgs {
 
 /// Runs one tool; its JSON text and whether it failed.
 fn call(ws: &Workspace, tool: &str, args: Value) -> std::result::Result<(String, bool), Call> {
+    if matches!(tool, "run" | "start" | "restart" | "stop") {
+        super::require_pidfds()?;
+    }
     let out: Output = match tool {
         "status" => {
             let a: StatusArgs = serde_json::from_value(args).map_err(|e| bad_args(tool, e))?;

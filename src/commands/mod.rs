@@ -29,6 +29,17 @@ pub fn run(cli: Cli) -> Result<Output> {
     Ok(dispatch(cli)?.json(as_json))
 }
 
+/// Refuses where pidfds cannot be opened (see `proc::pidfds_available`):
+/// every process would look gone, so `stop` would say stopped and leave it
+/// running, and `healthcheck` would start a second one.
+pub(crate) fn require_pidfds() -> Result<()> {
+    crate::proc::pidfds_available().map_err(|e| {
+        crate::error::Error::Failed(format!(
+            "this system does not let process-guardian open pidfds ({e}): it needs Linux 5.3 or later, without a seccomp profile that refuses pidfd_open, to act on processes without ever hitting a recycled pid"
+        ))
+    })
+}
+
 fn dispatch(cli: Cli) -> Result<Output> {
     let as_json = cli.json;
     // Names are checked before anything touches a path.
@@ -56,6 +67,18 @@ fn dispatch(cli: Cli) -> Result<Output> {
     };
     for name in names {
         validate_name(name)?;
+    }
+    if matches!(
+        cli.command,
+        Cmd::Start { .. }
+            | Cmd::Run(_)
+            | Cmd::Stop { .. }
+            | Cmd::Restart { .. }
+            | Cmd::Deregister { .. }
+            | Cmd::Signal { .. }
+            | Cmd::Healthcheck { .. }
+    ) {
+        require_pidfds()?;
     }
     // What needs no workspace.
     match &cli.command {
