@@ -79,7 +79,8 @@ pub fn parse_plain(args: &[std::ffi::OsString]) -> Option<Cli> {
     while let Some(word) = words.next() {
         if word == "--workspace" {
             let dir = words.next()?;
-            if workspace.is_some() || dir.is_empty() || dir.as_encoded_bytes()[0] == b'-' {
+            let dash_or_empty = dir.as_encoded_bytes().first().is_none_or(|b| *b == b'-');
+            if workspace.is_some() || dash_or_empty {
                 return None;
             }
             workspace = Some(PathBuf::from(dir));

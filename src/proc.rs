@@ -313,7 +313,8 @@ fn walk(roots: &[i32], prune: &[i32], mut after_read: impl FnMut(i32)) -> Vec<(i
     let mut seen = std::collections::HashSet::new();
     // A bound on the walk, so that a fork bomb cannot keep it going for ever.
     let mut budget = 100_000usize;
-    for _ in 0..4 {
+    for round in 0..4 {
+        let known = seen.len();
         while let Some(parent) = todo.pop() {
             let children = children_of(parent);
             after_read(parent);
@@ -331,19 +332,12 @@ fn walk(roots: &[i32], prune: &[i32], mut after_read: impl FnMut(i32)) -> Vec<(i
                 }
             }
         }
-        let came: Vec<i32> = roots
-            .iter()
-            .filter(|r| {
-                children_of(**r)
-                    .iter()
-                    .any(|c| !seen.contains(c) && !prune.contains(c))
-            })
-            .copied()
-            .collect();
-        if came.is_empty() {
+        // A round after the first that found no one new: nothing came.
+        if round > 0 && seen.len() == known {
             break;
         }
-        todo = came;
+        // The roots again: those already seen are skipped, newcomers walked.
+        todo = roots.to_vec();
     }
     out
 }

@@ -87,7 +87,7 @@ fn pidfds() -> Check {
         Err(e) => warn(
             "pidfds",
             format!(
-                "pidfd_open fails here ({e}): start, stop, restart and healthcheck refuse to run"
+                "pidfd_open fails here ({e}): start, run, stop, restart, deregister, signal and healthcheck refuse to run"
             ),
             "use Linux 5.3 or later, and a container seccomp profile that allows pidfd_open".into(),
         ),
