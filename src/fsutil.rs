@@ -90,6 +90,42 @@ pub fn write_atomic_with(
     result
 }
 
+/// `write_atomic` (rename only) for a writer that is the one user of
+/// `spare`, a file kept beside `path`: the content is written over the
+/// spare's, which is then exchanged with `path`, so the old content becomes
+/// the next spare. A reader of `path` sees the old or the new file, as with
+/// `write_atomic`, but no inode is created or freed: on ext4 here that was
+/// two thirds of a write (about 160 µs against 70). Anything unexpected at
+/// the spare (a link, another's file, a directory swapped in) is removed
+/// and this write takes the temp-file way; the next one makes a new spare.
+///
+/// Only for a writer that no other can run beside (a supervisor holding
+/// its liveness lock): two writers of one spare would mix their bytes.
+pub fn write_through_spare(path: &Path, spare: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let written = (|| {
+        let (file, len) = open_own_sized(spare, OpenOptions::new().write(true).create(true))?;
+        file.write_all_at(bytes, 0)?;
+        let want = u64::try_from(bytes.len()).map_err(io::Error::other)?;
+        // Shortened, never emptied first: ext4 flushes a file truncated to
+        // nothing at its close, as it does one renamed over another.
+        if len > want {
+            file.set_len(want)?;
+        }
+        Ok::<(), io::Error>(())
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(spare);
+        return write_atomic(path, bytes, 0o600, Durability::Renamed);
+    }
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    match renameat_with(CWD, spare, CWD, path, RenameFlags::EXCHANGE) {
+        Ok(()) => Ok(()),
+        // Nothing at `path` yet, or a file system that cannot exchange.
+        Err(_) => fs::rename(spare, path),
+    }
+}
+
 /// Puts the complete file `tmp` in the place of `path`, atomically.
 ///
 /// A rename over an existing file makes ext4 (with its default
@@ -415,15 +451,76 @@ mod tests {
         assert_eq!(listing(), ["d", "f", "l", "victim"]);
     }
 
+    #[test]
+    fn writing_through_a_spare_keeps_two_files_and_trusts_nothing_planted() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (path, spare) = (dir.path().join("s.json"), dir.path().join("s.spare"));
+        let listing = || -> Vec<String> {
+            let mut v: Vec<_> = fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        // Longer and shorter by turns: each read is exactly the last write.
+        for body in [&b"first"[..], b"a longer second", b"3", b"", b"fifth"] {
+            write_through_spare(&path, &spare, body).unwrap();
+            assert_eq!(fs::read(&path).unwrap(), body);
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        assert_eq!(listing(), ["s.json", "s.spare"]);
+        // A symlink planted at the spare is never written through: removed,
+        // and the write still lands.
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"untouched").unwrap();
+        fs::remove_file(&spare).unwrap();
+        std::os::unix::fs::symlink(&victim, &spare).unwrap();
+        write_through_spare(&path, &spare, b"sixth").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"sixth");
+        assert_eq!(fs::read(&victim).unwrap(), b"untouched");
+        assert!(!fs::symlink_metadata(&spare).is_ok_and(|m| m.file_type().is_symlink()));
+        // A spare others may write, or another user's, is not written
+        // either: it goes, and the content takes the temp-file way.
+        use std::os::unix::fs::MetadataExt;
+        let mut plants: Vec<Box<dyn Fn()>> = vec![Box::new(|| {
+            fs::set_permissions(&spare, fs::Permissions::from_mode(0o666)).unwrap()
+        })];
+        if euid() == 0 {
+            plants.push(Box::new(|| {
+                std::os::unix::fs::chown(&spare, Some(65534), Some(65534)).unwrap()
+            }));
+        }
+        for plant in plants {
+            write_through_spare(&path, &spare, b"to be the spare").unwrap();
+            plant();
+            write_through_spare(&path, &spare, b"eighth").unwrap();
+            assert_eq!(fs::read(&path).unwrap(), b"eighth");
+            // Not the planted file put in place: ours, 0600.
+            let m = fs::metadata(&path).unwrap();
+            assert_eq!((m.uid(), m.mode() & 0o777), (euid(), 0o600));
+            assert!(!spare.exists(), "the planted spare was removed");
+            assert_eq!(listing(), ["s.json", "victim"]);
+        }
+    }
+
     /// A reader of a file being replaced over and over sees one whole
-    /// version every time: never a mix, never no file.
+    /// version every time: never a mix, never no file; by either way of
+    /// writing it.
     #[test]
     fn a_reader_always_sees_a_whole_version() {
+        whole_versions(|path, body| write_atomic(path, body, 0o600, Durability::Renamed));
+        whole_versions(|path, body| write_through_spare(path, &path.with_extension("spare"), body));
+    }
+
+    fn whole_versions(write: impl Fn(&Path, &[u8]) -> io::Result<()>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         let a = vec![b'a'; 700];
         let b = vec![b'b'; 300];
-        write_atomic(&path, &a, 0o600, Durability::Renamed).unwrap();
+        write(&path, &a).unwrap();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let reader = {
             let (path, stop, a, b) = (path.clone(), stop.clone(), a.clone(), b.clone());
@@ -439,7 +536,7 @@ mod tests {
         };
         for i in 0..2000 {
             let body = if i % 2 == 0 { &b } else { &a };
-            write_atomic(&path, body, 0o600, Durability::Renamed).unwrap();
+            write(&path, body).unwrap();
         }
         stop.store(true, Ordering::Relaxed);
         assert!(reader.join().unwrap() > 0);

@@ -1,9 +1,11 @@
 //! Runtime state of one process, `run/<name>.json`, and what it means now.
 //!
 //! While a supervisor lives it is the only writer of its state file (it holds
-//! the liveness lock `run/<name>.sup`); the CLI writes the file only under the
-//! per-name lock `run/<name>.lock` and only when no supervisor lives. Every
-//! write is an atomic rename, so a reader never sees half a file.
+//! its liveness lock, a byte of `supervisors.lock`); the CLI writes the file
+//! only under the per-name lock `run/<name>.lock` and only when no
+//! supervisor lives. Every write puts a whole file in place at once (a
+//! rename, or an exchange with the supervisor's spare `run/<name>.spare`),
+//! so a reader never sees half a file.
 
 use std::fs;
 use std::io;
@@ -16,6 +18,9 @@ use crate::proc;
 use crate::workspace::Workspace;
 
 pub mod table;
+
+/// The suffix of the supervisor's spare state file, `run/<name>.spare`.
+pub const SPARE: &str = ".spare";
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -165,6 +170,23 @@ impl RunState {
             &bytes,
             0o600,
             Durability::Renamed,
+        )?;
+        table::copy(ws, name, self);
+        Ok(())
+    }
+
+    /// `save` by the supervisor of `name`, which alone writes through
+    /// `run/<name>.spare` (`fsutil::write_through_spare`): only the holder
+    /// of the name's liveness lock may call it, so no two writers share the
+    /// spare. A save creates no file then, and one save is on the way to
+    /// `start`'s report.
+    pub fn save_supervised(&mut self, ws: &Workspace, name: &str) -> io::Result<()> {
+        self.updated_at = Some(fsutil::now_rfc3339());
+        let bytes = serde_json::to_vec(self).map_err(io::Error::other)?;
+        fsutil::write_through_spare(
+            &ws.run_file(name, ".json"),
+            &ws.run_file(name, SPARE),
+            &bytes,
         )?;
         table::copy(ws, name, self);
         Ok(())

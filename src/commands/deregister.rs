@@ -24,7 +24,7 @@ pub fn run(ws: &Workspace, name: &str, purge: bool) -> Result<Output> {
         .unwrap_or_else(|| Entry::new(String::new()));
     let stopped = super::stop::stop_with(ws, name, None, &entry)?;
     let removed = Registry::update(ws, |reg| reg.remove(name))?;
-    for suffix in [".json", ".stop", ".env", ".out"] {
+    for suffix in [".json", ".stop", ".env", ".out", crate::state::SPARE] {
         let _ = fs::remove_file(ws.run_file(name, suffix));
     }
     let mut human = stopped.lines();

@@ -391,7 +391,7 @@ fn remove_orphan_state(ws: &Workspace) -> Result<Vec<String>> {
     };
     for e in dir.flatten() {
         let file = e.file_name().to_string_lossy().into_owned();
-        let Some(name) = [".json", ".lock", ".stop", ".env", ".out"]
+        let Some(name) = [".json", ".lock", ".stop", ".env", ".out", state::SPARE]
             .iter()
             .find_map(|s| file.strip_suffix(s))
         else {

@@ -494,7 +494,7 @@ impl Supervisor {
         if st.phase == Phase::Failed && self.state.failed_at.is_none() {
             self.state.failed_at = Some(fsutil::now_rfc3339());
         }
-        if let Err(e) = self.state.save(&self.ws, &self.name) {
+        if let Err(e) = self.state.save_supervised(&self.ws, &self.name) {
             // A full disk must not cost the command its life: note it and go on.
             let msg = format!("cannot write the state of {}: {e}", self.name);
             self.lifecycle(&msg);
