@@ -44,6 +44,12 @@ use tree::Root;
 
 /// How often the supervisor looks at its log and the registry.
 const TICK: Duration = Duration::from_secs(1);
+/// How long after its report to `start` the supervisor leaves its own
+/// after-work (keeping the caller's environment, handing back start-up's
+/// memory): the caller, the program that ran it and the command's own
+/// start-up want the machine's cores in that moment, and nothing waits
+/// on this work.
+const AFTER_REPORT: Duration = Duration::from_millis(30);
 /// How often it samples its tree's CPU and memory for `status` (which reads
 /// them from the state file rather than from /proc for every process): a
 /// walk of /proc costs more than the rest of an idle supervisor's second.
@@ -152,6 +158,8 @@ pub(crate) struct Supervisor {
     /// The first look at the registry and at the command's usage is yet
     /// to come: what it touches is handed back after it.
     shed_due: bool,
+    /// The caller's environment, to keep for revivals (see `AFTER_REPORT`).
+    env_due: bool,
     registry: watch::RegistryWatch,
     hooks: hooks::Hooks,
     /// The safety net without cron, active while this supervisor holds the warden lock.
@@ -170,20 +178,23 @@ pub(crate) struct Supervisor {
 impl Supervisor {
     fn run(&mut self) {
         // Start-up is over: a hundred supervisors would otherwise each keep
-        // what it touched (freed heap, code run once, deep stack) for life.
-        // Again after the first look at the registry (later looks take its
-        // stamp only) and the first usage sample. Not after each later
-        // sample (every 30 s): taking back its pages each time cost a third
-        // more idle CPU for 5 KiB.
-        if !self.machine.is_done() {
-            proc::shed_memory();
-        }
+        // what it touched (freed heap, code run once, deep stack) for life;
+        // handed back `AFTER_REPORT` from now. Again after the first look
+        // at the registry (later looks take its stamp only) and the first
+        // usage sample. Not after each later sample (every 30 s): taking
+        // back its pages each time cost a third more idle CPU for 5 KiB.
+        let mut after_report = Some(fsutil::after(Instant::now(), AFTER_REPORT));
         // Output wakes the loop often; the registry and the log are looked at once a second.
         let mut next_watch = fsutil::after(Instant::now(), TICK);
         while !self.machine.is_done() {
             let now = Instant::now();
+            if after_report.is_some_and(|t| now >= t) {
+                after_report = None;
+                self.after_report();
+            }
             let mut at = next_watch;
             for t in [
+                after_report,
                 self.machine.next_wakeup(now),
                 self.hooks.next_deadline(),
                 self.readiness.next_wakeup(),
@@ -229,6 +240,18 @@ impl Supervisor {
 
     /// Sleeps until a signal, the adopted command's exit, or `timeout`,
     /// and turns what woke it into events.
+    /// What start-up leaves for after its report (see `AFTER_REPORT`);
+    /// none of it once a stop has begun.
+    fn after_report(&mut self) {
+        if self.machine.is_stopping() {
+            return;
+        }
+        if std::mem::take(&mut self.env_due) {
+            setup::save_env(&self.ws, &self.name);
+        }
+        proc::shed_memory();
+    }
+
     fn wait(&mut self, timeout: Duration) {
         let pidfd = self
             .command

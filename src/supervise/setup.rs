@@ -113,6 +113,7 @@ pub fn init(
         health: super::ready::Health::new(&entry, command_cwd(&ws, &entry)),
         usage_at: None,
         shed_due: true,
+        env_due: false,
         readiness: super::ready::Readiness::new(
             &entry,
             command_cwd(&ws, &entry),
@@ -166,9 +167,7 @@ impl Supervisor {
     fn begin(&mut self, mode: Mode, previous: Option<RunState>, ready: &mut Option<File>) {
         self.start_or_adopt(mode, previous, ready);
         // (A failed start saved it before letting go of the name.)
-        if mode == Mode::Fresh && !self.machine.is_done() {
-            save_env(&self.ws, &self.name);
-        }
+        self.env_due = mode == Mode::Fresh && !self.machine.is_done();
     }
 
     fn start_or_adopt(&mut self, mode: Mode, previous: Option<RunState>, ready: &mut Option<File>) {
@@ -361,7 +360,7 @@ fn command_env(ws: &Workspace, name: &str, mode: Mode) -> BTreeMap<String, Strin
 
 /// Keeps the caller's environment for later revivals (after `start` has
 /// heard back: it is not on the way to the report).
-fn save_env(ws: &Workspace, name: &str) {
+pub(super) fn save_env(ws: &Workspace, name: &str) {
     let env: BTreeMap<String, String> = crate::fsutil::env_pairs().collect();
     if let Ok(bytes) = serde_json::to_vec(&env) {
         let path = ws.run_file(name, ".env");
