@@ -24,6 +24,9 @@ pub struct Workspace {
     sup_lock: std::sync::Arc<std::sync::OnceLock<fs::File>>,
     /// The state table, opened once: [to read, to write].
     table: std::sync::Arc<[std::sync::OnceLock<Option<fs::File>>; 2]>,
+    /// Whether the trust check found `.process-guardian/` and the
+    /// directories in it, all there: `ensure_dirs` then has nothing to do.
+    dirs_present: bool,
 }
 
 impl Workspace {
@@ -63,27 +66,29 @@ impl Workspace {
                 root.display()
             )));
         }
-        let ws = Workspace {
+        let mut ws = Workspace {
             root,
             run_fd: Default::default(),
             sup_lock: Default::default(),
             table: Default::default(),
+            dirs_present: false,
         };
-        ws.check_trusted()?;
+        ws.dirs_present = ws.check_trusted()?;
         Ok(ws)
     }
 
     /// Refuses a workspace that another user owns or can write: its
     /// directory, its registry, `.process-guardian/` and the directories in
     /// it. Found by ancestor search, the environment or `--workspace` alike.
-    pub fn check_trusted(&self) -> Result<()> {
+    /// Whether `.process-guardian/` and its directories are all there.
+    pub fn check_trusted(&self) -> Result<bool> {
         check_owned(&self.root, Expect::Dir)?;
         check_owned(&self.registry_path(), Expect::File)?;
-        check_owned(&self.state_dir(), Expect::Dir)?;
+        let mut all = check_owned(&self.state_dir(), Expect::Dir)?;
         for dir in [self.run_dir(), self.logs_dir(), self.cooldown_dir()] {
-            check_owned(&dir, Expect::Dir)?;
+            all &= check_owned(&dir, Expect::Dir)?;
         }
-        Ok(())
+        Ok(all)
     }
 
     pub fn root(&self) -> &Path {
@@ -222,6 +227,9 @@ impl Workspace {
     /// Creates `.process-guardian/` (mode 0700) and its subdirectories
     /// (whatever already stood there was checked by `check_trusted`).
     pub fn ensure_dirs(&self) -> Result<()> {
+        if self.dirs_present {
+            return Ok(());
+        }
         let state = self.state_dir();
         if !state.is_dir() {
             DirBuilder::new()
@@ -256,11 +264,12 @@ enum Expect {
 /// is fine (it will be created ours), anything else must be of the expected
 /// type, owned by us, and writable by nobody else (group-writable only for a
 /// group that holds no other user, such as a user-private group).
-fn check_owned(path: &Path, expect: Expect) -> Result<()> {
+/// Whether it is there.
+fn check_owned(path: &Path, expect: Expect) -> Result<bool> {
     use std::os::unix::fs::MetadataExt;
     let m = match fs::symlink_metadata(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(Error::io("inspect", path, e)),
     };
     let refuse = |reason: String, fix: String| {
@@ -318,7 +327,7 @@ fn check_owned(path: &Path, expect: Expect) -> Result<()> {
             format!("Make it yours alone: chmod go-w {}", path.display()),
         );
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Lines of a colon-separated database such as /etc/passwd, split into fields.
