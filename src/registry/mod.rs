@@ -115,12 +115,8 @@ impl Registry {
         // The fast way: one scan, then that entry parsed; anything the scan
         // leaves, or an entry that does not read, goes the way that words
         // the error.
-        if let Some(entries) = scan::scan(text, false) {
-            let (_, value) = entries
-                .into_iter()
-                .find(|(n, _)| &text[n.clone()] == name)
-                .ok_or_else(missing)?;
-            let raw = &text[value];
+        if let Some(found) = scan::scan_for(text, name) {
+            let raw = &text[found.ok_or_else(missing)?];
             let entry = json::first_duplicate_key(raw)
                 .is_none()
                 .then(|| serde_json::from_str::<Entry>(raw).ok())

@@ -28,6 +28,33 @@ const LIST_MAX: usize = 16;
 /// must have distinct keys as well; without, the caller checks the entries
 /// it reads.
 pub(super) fn scan(text: &str, nested: bool) -> Option<Vec<(Range<usize>, Range<usize>)>> {
+    let mut entries = Vec::with_capacity((text.len() / 64).min(1 << 16));
+    scan_with(text, nested, |name, value| entries.push((name, value)))?;
+    Some(entries)
+}
+
+/// `scan` for one name: the byte range of its value (`Some(None)`: not
+/// there), without keeping every entry's (a registry of a thousand names
+/// would fill 32 KiB of fresh pages with them).
+pub(super) fn scan_for(text: &str, want: &str) -> Option<Option<Range<usize>>> {
+    let mut found = None;
+    scan_with(text, false, |name, value| {
+        if &text[name] == want {
+            found = Some(value);
+        }
+    })?;
+    Some(found)
+}
+
+/// The scan itself: each top-level name's range and its value's range to
+/// `entry`, in file order, as they are found; `None` as `scan` says it.
+/// Every range starts and ends at an ASCII byte the scan matched, so on a
+/// character boundary (checked all the same, since the caller slices).
+fn scan_with(
+    text: &str,
+    nested: bool,
+    mut entry: impl FnMut(Range<usize>, Range<usize>),
+) -> Option<()> {
     let mut s = Scanner {
         b: text.as_bytes(),
         i: 0,
@@ -39,40 +66,38 @@ pub(super) fn scan(text: &str, nested: bool) -> Option<Vec<(Range<usize>, Range<
         return None;
     }
     s.i += 1;
-    let mut entries: Vec<(Range<usize>, Range<usize>)> = Vec::new();
+    // Names told apart by their hashes, sorted once at the end: a set of
+    // the names themselves cost more in inserts and in the fresh pages of
+    // its table than the rest of the scan of a thousand. Two names with
+    // one hash (distinct or not) leave the text to serde, which compares
+    // the names themselves.
     // Sized for entries of 64 bytes or more (`register` writes about 80
-    // for a short command), so it does not grow: a growth rehashes every
-    // name so far (a tenth of the scan of a thousand); never more than
-    // 65 536 up front, whatever the file.
-    let mut names: HashSet<&[u8], Fnv> =
-        HashSet::with_capacity_and_hasher((text.len() / 64).min(1 << 16), Fnv);
+    // for a short command); never more than 65 536 up front.
+    let mut hashes: Vec<u64> = Vec::with_capacity((text.len() / 64).min(1 << 16));
     s.ws();
     if s.peek()? == b'}' {
         s.i += 1;
     } else {
         loop {
             let name = s.key()?;
-            if !names.insert(&s.b[name.clone()]) {
-                return None;
-            }
+            hashes.push(crate::fnv::hash(&s.b[name.clone()]));
             s.colon()?;
             let start = s.i;
             s.value(1)?;
-            entries.push((name, start..s.i));
+            let ends = [name.start, name.end, start, s.i];
+            if !ends.iter().all(|&at| text.is_char_boundary(at)) {
+                return None;
+            }
+            entry(name, start..s.i);
             if !s.next_member(b'}')? {
                 break;
             }
         }
     }
     s.ws();
-    // Every range starts and ends at an ASCII byte the scan matched, so on
-    // a character boundary; checked all the same, since the caller slices.
-    let whole = entries.iter().all(|(n, v)| {
-        [n.start, n.end, v.start, v.end]
-            .iter()
-            .all(|&at| text.is_char_boundary(at))
-    });
-    (s.i == s.b.len() && whole).then_some(entries)
+    hashes.sort_unstable();
+    let distinct = hashes.windows(2).all(|w| w[0] != w[1]);
+    (s.i == s.b.len() && distinct).then_some(())
 }
 
 struct Scanner<'t> {
@@ -379,7 +404,8 @@ mod tests {
     /// object with the same names and values, and no object repeats a key.
     fn agrees_with_serde(text: &str) {
         // Without `nested`: JSON, and the names distinct.
-        if let Some(found) = scan(text, false) {
+        let flat = scan(text, false);
+        if let Some(found) = &flat {
             let v: serde_json::Value = serde_json::from_str(text)
                 .unwrap_or_else(|e| panic!("scan accepted what serde refuses: {text:?}: {e}"));
             assert_eq!(
@@ -387,6 +413,17 @@ mod tests {
                 found.len(),
                 "{text:?}"
             );
+        }
+        // The scan for one name answers as the whole scan: each name's
+        // value where it is, none for a name not there, `None` alike.
+        for want in ["a", "b", "ab", "zz"] {
+            let whole = flat.as_ref().map(|found| {
+                found
+                    .iter()
+                    .find(|(n, _)| &text[n.clone()] == want)
+                    .map(|(_, v)| v.clone())
+            });
+            assert_eq!(super::scan_for(text, want), whole, "{want} in {text:?}");
         }
         let Some(found) = names(text) else {
             return;
