@@ -409,17 +409,20 @@ mod tests {
         );
     }
 
+    /// The names in `dir`, sorted.
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut v: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
     #[test]
     fn replacing_leaves_one_file_and_moves_nothing_that_is_not_a_file() {
         let dir = tempfile::tempdir().unwrap();
-        let listing = || -> Vec<String> {
-            let mut v: Vec<_> = fs::read_dir(dir.path())
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
-            v.sort();
-            v
-        };
+        let listing = || listing(dir.path());
         let path = dir.path().join("f");
         for body in [&b"one"[..], b"two", b"three"] {
             write_atomic(&path, body, 0o600, Durability::Renamed).unwrap();
@@ -456,14 +459,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let (path, spare) = (dir.path().join("s.json"), dir.path().join("s.spare"));
-        let listing = || -> Vec<String> {
-            let mut v: Vec<_> = fs::read_dir(dir.path())
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
-            v.sort();
-            v
-        };
+        let listing = || listing(dir.path());
         // Longer and shorter by turns: each read is exactly the last write.
         for body in [&b"first"[..], b"a longer second", b"3", b"", b"fifth"] {
             write_through_spare(&path, &spare, body).unwrap();
