@@ -163,16 +163,9 @@ impl RunState {
     }
 
     pub fn save(&mut self, ws: &Workspace, name: &str) -> io::Result<()> {
-        self.updated_at = Some(fsutil::now_rfc3339());
-        let bytes = serde_json::to_vec(self).map_err(io::Error::other)?;
-        fsutil::write_atomic(
-            &ws.run_file(name, ".json"),
-            &bytes,
-            0o600,
-            Durability::Renamed,
-        )?;
-        table::copy(ws, name, self);
-        Ok(())
+        self.save_with(ws, name, |path, bytes| {
+            fsutil::write_atomic(path, bytes, 0o600, Durability::Renamed)
+        })
     }
 
     /// `save` by the supervisor of `name`, which alone writes through
@@ -181,13 +174,22 @@ impl RunState {
     /// spare. A save creates no file then, and one save is on the way to
     /// `start`'s report.
     pub fn save_supervised(&mut self, ws: &Workspace, name: &str) -> io::Result<()> {
+        self.save_with(ws, name, |path, bytes| {
+            fsutil::write_through_spare(path, &ws.run_file(name, SPARE), bytes)
+        })
+    }
+
+    /// Stamps, writes `run/<name>.json` with `write`, then copies the
+    /// state to the table.
+    fn save_with(
+        &mut self,
+        ws: &Workspace,
+        name: &str,
+        write: impl FnOnce(&std::path::Path, &[u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
         self.updated_at = Some(fsutil::now_rfc3339());
         let bytes = serde_json::to_vec(self).map_err(io::Error::other)?;
-        fsutil::write_through_spare(
-            &ws.run_file(name, ".json"),
-            &ws.run_file(name, SPARE),
-            &bytes,
-        )?;
+        write(&ws.run_file(name, ".json"), &bytes)?;
         table::copy(ws, name, self);
         Ok(())
     }

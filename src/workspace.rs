@@ -80,7 +80,7 @@ impl Workspace {
     /// Refuses a workspace that another user owns or can write: its
     /// directory, its registry, `.process-guardian/` and the directories in
     /// it. Found by ancestor search, the environment or `--workspace` alike.
-    /// Whether `.process-guardian/` and its directories are all there.
+    /// Says whether `.process-guardian/` and its directories are all there.
     pub fn check_trusted(&self) -> Result<bool> {
         check_owned(&self.root, Expect::Dir)?;
         check_owned(&self.registry_path(), Expect::File)?;
@@ -263,8 +263,8 @@ enum Expect {
 /// Checks one path of the workspace without following a symlink: missing
 /// is fine (it will be created ours), anything else must be of the expected
 /// type, owned by us, and writable by nobody else (group-writable only for a
-/// group that holds no other user, such as a user-private group).
-/// Whether it is there.
+/// group that holds no other user, such as a user-private group). Says
+/// whether it is there.
 fn check_owned(path: &Path, expect: Expect) -> Result<bool> {
     use std::os::unix::fs::MetadataExt;
     let m = match fs::symlink_metadata(path) {

@@ -70,9 +70,9 @@ fn scan_with(
     // the names themselves cost more in inserts and in the fresh pages of
     // its table than the rest of the scan of a thousand. Two names with
     // one hash (distinct or not) leave the text to serde, which compares
-    // the names themselves.
-    // Sized for entries of 64 bytes or more (`register` writes about 80
-    // for a short command); never more than 65 536 up front.
+    // the names themselves. Sized for entries of 64 bytes or more
+    // (`register` writes about 80 for a short command); never more than
+    // 65 536 up front.
     let mut hashes: Vec<u64> = Vec::with_capacity((text.len() / 64).min(1 << 16));
     s.ws();
     if s.peek()? == b'}' {

@@ -238,8 +238,6 @@ impl Supervisor {
         }
     }
 
-    /// Sleeps until a signal, the adopted command's exit, or `timeout`,
-    /// and turns what woke it into events.
     /// What start-up leaves for after its report (see `AFTER_REPORT`);
     /// none of it once a stop has begun.
     fn after_report(&mut self) {
@@ -252,6 +250,8 @@ impl Supervisor {
         proc::shed_memory();
     }
 
+    /// Sleeps until a signal, the adopted command's exit, or `timeout`,
+    /// and turns what woke it into events.
     fn wait(&mut self, timeout: Duration) {
         let pidfd = self
             .command
